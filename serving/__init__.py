@@ -1,0 +1,3 @@
+"""aiinfra serving runtime: an Open Inference Protocol (KServe V2) server with dynamic batching."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,96 @@
+"""What every backend shares: loading an artifact, moving tensors, mapping outputs by name."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from serving.datatypes import NUMPY_DTYPES, TORCH_DTYPES
+from serving.repository.config import ModelConfig
+
+
+def load_module(artifact: Path) -> torch.nn.Module:
+    """A ``torch.export`` program (``.pt2``) or a TorchScript module (``.pt``/``.ts``), on CPU."""
+    if artifact.suffix == ".pt2":
+        return torch.export.load(str(artifact)).module()
+    module = torch.jit.load(str(artifact), map_location="cpu")
+    return module.eval()
+
+
+class Backend:
+    """Runs ``forward`` on numpy inputs (in config order) and returns outputs in config order.
+
+    Subclasses set ``name`` and build ``self._fn``; the call is made under inference mode on
+    ``self.device`` and the outputs come back as numpy arrays of the declared datatypes.
+    """
+
+    name = "base"
+
+    def __init__(self, config: ModelConfig, fn: Callable[..., object], device: torch.device,
+                 input_dtype: torch.dtype | None = None) -> None:
+        self.config = config
+        self.device = device
+        self._fn = fn
+        self._input_dtype = input_dtype
+        self._input_torch = [TORCH_DTYPES[s.datatype] for s in config.inputs]
+        self._output_numpy = [NUMPY_DTYPES[s.datatype] for s in config.outputs]
+
+    def describe(self) -> str:
+        return f"{self.name} on {self.device}"
+
+    def _to_tensor(self, array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
+        tensor = torch.from_numpy(array)
+        if tensor.dtype != dtype:
+            tensor = tensor.to(dtype)
+        if self._input_dtype is not None and tensor.is_floating_point():
+            tensor = tensor.to(self._input_dtype)
+        return tensor.to(self.device, non_blocking=True) if self.device.type != "cpu" else tensor
+
+    def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        tensors = [self._to_tensor(a, d) for a, d in zip(inputs, self._input_torch, strict=True)]
+        with torch.inference_mode():
+            result = self._fn(*tensors)
+        return self._outputs(result)
+
+    def _outputs(self, result: object) -> list[np.ndarray]:
+        specs = self.config.outputs
+        if isinstance(result, torch.Tensor):
+            values = [result]
+        elif isinstance(result, dict):
+            missing = [s.name for s in specs if s.name not in result]
+            if missing:
+                raise RuntimeError(f"model returned no output named {', '.join(missing)}")
+            values = [result[s.name] for s in specs]
+        elif isinstance(result, list | tuple):
+            values = list(result)
+        else:
+            raise RuntimeError(f"model returned {type(result).__name__}, expected tensor(s)")
+        if len(values) != len(specs):
+            raise RuntimeError(
+                f"model returned {len(values)} output(s) but config.yaml declares {len(specs)}"
+            )
+        arrays = []
+        for tensor, dtype in zip(values, self._output_numpy, strict=True):
+            array = tensor.detach().cpu().numpy()
+            arrays.append(array if array.dtype == dtype else array.astype(dtype))
+        return arrays
+
+
+def example_inputs(config: ModelConfig, batch_size: int) -> list[np.ndarray]:
+    """Deterministic inputs for warm-up and engine builds (variable dims become 1)."""
+    rng = np.random.default_rng(0)
+    arrays = []
+    for spec in config.inputs:
+        dims = [1 if d == -1 else d for d in spec.dims]
+        shape = [batch_size, *dims] if config.batching else dims
+        dtype = NUMPY_DTYPES[spec.datatype]
+        if dtype.kind == "f":
+            arrays.append(rng.standard_normal(shape).astype(dtype))
+        elif dtype.kind == "b":
+            arrays.append(np.zeros(shape, dtype=dtype))
+        else:
+            arrays.append(np.ones(shape, dtype=dtype))
+    return arrays

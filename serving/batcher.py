@@ -1,0 +1,233 @@
+"""Dynamic batching over a bounded queue, one worker per model instance.
+
+A batch closes when it holds ``max_batch_size`` rows or when its oldest request has waited
+``max_queue_delay_ms``. Requests may carry several rows; they are packed whole (a request is
+never split) and only with requests whose non-batch dimensions match. A full queue refuses at
+once; a request whose deadline passed before its batch formed is never executed. The forward
+pass runs in the instance's own thread, off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from serving.backends.base import Backend
+from serving.errors import ModelNotReady, Overloaded, RequestTimeout, ServingError
+from serving.metrics import ServingMetrics
+from serving.repository.config import ModelConfig
+
+log = logging.getLogger(__name__)
+
+
+class InferenceFailed(ServingError):
+    """500: the backend raised while running the batch."""
+
+    status = 500
+
+
+@dataclass(slots=True)
+class _Pending:
+    inputs: list[np.ndarray]
+    rows: int
+    signature: tuple
+    deadline: float | None
+    enqueued: float
+    future: asyncio.Future = field(repr=False)
+
+
+class DynamicBatcher:
+    def __init__(self, label: str, config: ModelConfig, instances: list[Backend],
+                 metrics: ServingMetrics, *, overload_status: int = 503,
+                 retry_after_s: int = 1) -> None:
+        if not instances:
+            raise ValueError("a batcher needs at least one backend instance")
+        self.label = label
+        self.config = config
+        self._instances = instances
+        self._max_rows = max(config.max_batch_size, 1)
+        self._delay_s = config.max_queue_delay_ms / 1000.0
+        self._queue: deque[_Pending] = deque()
+        self._has_work = asyncio.Event()
+        self._stopping = False
+        self._tasks: list[asyncio.Task] = []
+        self._executors: list[ThreadPoolExecutor] = []
+        self._overload_status = overload_status
+        self._retry_after_s = retry_after_s
+        self._m_depth = metrics.queue_depth.labels(label)
+        self._m_queue = metrics.queue_seconds.labels(label)
+        self._m_compute = metrics.compute_seconds.labels(label)
+        self._m_batch = metrics.batch_size.labels(label)
+        self._m_exec = metrics.executions.labels(label)
+        self._m_infer = metrics.inferences.labels(label)
+        self._m_full = metrics.rejections.labels(label, "queue_full")
+        self._m_timeout = metrics.rejections.labels(label, "timeout")
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        for index, backend in enumerate(self._instances):
+            executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.label}-{index}")
+            self._executors.append(executor)
+            self._tasks.append(asyncio.create_task(self._worker(backend, executor),
+                                                   name=f"batcher-{self.label}-{index}"))
+
+    async def stop(self) -> None:
+        """Refuse new work, run everything already queued, then stop the workers."""
+        self._stopping = True
+        self._has_work.set()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        for executor in self._executors:
+            executor.shutdown(wait=True)
+        self._tasks.clear()
+
+    @property
+    def queue_depth(self) -> int:
+        return len(self._queue)
+
+    # -- submission ----------------------------------------------------------------------
+    async def infer(self, inputs: list[np.ndarray], timeout_s: float | None) -> list[np.ndarray]:
+        """Queue one request (its arrays in config input order) and wait for its outputs."""
+        if self._stopping:
+            raise ModelNotReady(f"model '{self.label}' is unloading; retry shortly")
+        if len(self._queue) >= self.config.max_queue_size:
+            self._m_full.inc()
+            raise Overloaded(
+                f"model '{self.label}' queue is full ({self.config.max_queue_size} requests); "
+                "retry later", status=self._overload_status, retry_after_s=self._retry_after_s)
+        loop = asyncio.get_running_loop()
+        now = time.monotonic()
+        batching = self.config.batching
+        item = _Pending(
+            inputs=inputs,
+            rows=inputs[0].shape[0] if batching else 1,
+            signature=tuple(a.shape[1:] for a in inputs) if batching else (),
+            deadline=now + timeout_s if timeout_s else None,
+            enqueued=now,
+            future=loop.create_future(),
+        )
+        self._queue.append(item)
+        self._m_depth.inc()
+        self._has_work.set()
+        if item.deadline is None:
+            return await item.future
+        try:
+            async with asyncio.timeout(timeout_s):
+                return await item.future
+        except TimeoutError:
+            self._m_timeout.inc()
+            raise RequestTimeout(
+                f"request timeout expired after {timeout_s * 1000:.0f} ms "
+                f"waiting for model '{self.label}'") from None
+
+    # -- batch formation -----------------------------------------------------------------
+    def _pop_live(self, now: float) -> _Pending | None:
+        while self._queue:
+            item = self._queue.popleft()
+            self._m_depth.dec()
+            if item.future.done():  # timed out and abandoned by its caller
+                continue
+            if item.deadline is not None and now >= item.deadline:
+                continue  # its caller is about to time out: never execute it
+            return item
+        return None
+
+    def _take_compatible(self, batch: list[_Pending], rows: int, now: float) -> int:
+        """Move queued requests that fit (rows and shapes) into ``batch``, oldest first."""
+        signature = batch[0].signature
+        kept: deque[_Pending] = deque()
+        while self._queue and rows < self._max_rows:
+            item = self._queue.popleft()
+            if item.future.done() or (item.deadline is not None and now >= item.deadline):
+                self._m_depth.dec()
+                continue
+            if item.signature != signature or rows + item.rows > self._max_rows:
+                kept.append(item)
+                continue
+            self._m_depth.dec()
+            batch.append(item)
+            rows += item.rows
+        if kept:
+            kept.extend(self._queue)
+            self._queue = kept
+        return rows
+
+    async def _next_batch(self) -> list[_Pending] | None:
+        while True:
+            while not self._queue:
+                if self._stopping:
+                    return None
+                self._has_work.clear()
+                await self._has_work.wait()
+            first = self._pop_live(time.monotonic())
+            if first is not None:
+                break
+        batch = [first]
+        if not self.config.batching:
+            return batch
+        rows = first.rows
+        close_at = first.enqueued + self._delay_s
+        while True:
+            now = time.monotonic()
+            rows = self._take_compatible(batch, rows, now)
+            remaining = close_at - now
+            if rows >= self._max_rows or remaining <= 0 or self._stopping:
+                return batch
+            self._has_work.clear()
+            try:
+                async with asyncio.timeout(remaining):
+                    await self._has_work.wait()
+            except TimeoutError:
+                pass
+
+    # -- execution -----------------------------------------------------------------------
+    async def _worker(self, backend: Backend, executor: ThreadPoolExecutor) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = await self._next_batch()
+            if batch is None:
+                return
+            started = time.monotonic()
+            for item in batch:
+                self._m_queue.observe(started - item.enqueued)
+            try:
+                results = await loop.run_in_executor(executor, self._run, backend, batch)
+            except Exception as exc:  # noqa: BLE001 - the batch fails, the server goes on
+                log.exception("batch failed", extra={"model": self.label, "rows": len(batch)})
+                error = InferenceFailed(f"model '{self.label}' failed: {exc}")
+                for item in batch:
+                    if not item.future.done():
+                        item.future.set_exception(error)
+                continue
+            for item, outputs in zip(batch, results, strict=True):
+                if not item.future.done():
+                    item.future.set_result(outputs)
+            if self._queue:  # others may have been woken and gone back to sleep meanwhile
+                self._has_work.set()
+
+    def _run(self, backend: Backend, batch: list[_Pending]) -> list[list[np.ndarray]]:
+        if len(batch) == 1:
+            arrays = [a if a.flags.writeable else a.copy() for a in batch[0].inputs]
+        else:
+            arrays = [np.concatenate(column) for column in zip(*(i.inputs for i in batch), strict=True)]
+        started = time.perf_counter()
+        outputs = backend.forward(arrays)
+        self._m_compute.observe(time.perf_counter() - started)
+        rows = sum(item.rows for item in batch)
+        self._m_exec.inc()
+        self._m_infer.inc(rows)
+        self._m_batch.observe(rows)
+        if len(batch) == 1:
+            return [outputs]
+        split, start = [], 0
+        for item in batch:
+            stop = start + item.rows
+            split.append([o[start:stop] for o in outputs])
+            start = stop
+        return split

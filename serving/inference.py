@@ -1,0 +1,88 @@
+"""The data plane shared by every wire format: validate against the model, batch, select outputs."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from serving.errors import InvalidInput
+from serving.protocol import InferRequest
+from serving.registry import LoadedModel
+from serving.repository import ModelConfig
+
+
+def bind_inputs(config: ModelConfig, request: InferRequest) -> list[np.ndarray]:
+    """The request's arrays in the model's input order, checked against ``config``."""
+    given = {tensor.name: tensor for tensor in request.inputs}
+    expected = [spec.name for spec in config.inputs]
+    unknown = sorted(set(given) - set(expected))
+    if unknown:
+        raise InvalidInput(f"model '{config.name}' has no input named "
+                           f"{', '.join(repr(u) for u in unknown)}; its inputs: "
+                           f"{', '.join(expected)}")
+    missing = [name for name in expected if name not in given]
+    if missing:
+        raise InvalidInput(f"model '{config.name}' needs input(s) {', '.join(missing)}")
+    arrays = []
+    rows = None
+    for spec in config.inputs:
+        tensor = given[spec.name]
+        if tensor.datatype != spec.datatype:
+            raise InvalidInput(f"input '{spec.name}' has datatype {tensor.datatype} but model "
+                               f"'{config.name}' expects {spec.datatype}")
+        want = config.full_shape(spec)
+        shape = tensor.shape
+        if len(shape) != len(want) or any(w != -1 and w != s for w, s in zip(want, shape, strict=True)):
+            raise InvalidInput(f"input '{spec.name}' has shape {list(shape)} but model "
+                               f"'{config.name}' expects {want}")
+        if config.batching:
+            if not 1 <= shape[0] <= config.max_batch_size:
+                raise InvalidInput(f"input '{spec.name}' carries a batch of {shape[0]}; model "
+                                   f"'{config.name}' takes 1 to {config.max_batch_size}")
+            if rows is not None and shape[0] != rows:
+                raise InvalidInput("all inputs must carry the same batch size")
+            rows = shape[0]
+        arrays.append(tensor.array)
+    return arrays
+
+
+def select_outputs(config: ModelConfig, request: InferRequest, arrays: list[np.ndarray]
+                   ) -> list[tuple[str, np.ndarray, bool]]:
+    """Pair outputs with names and wire format; ``outputs`` in the request picks and orders."""
+    by_name = {spec.name: array for spec, array in zip(config.outputs, arrays, strict=True)}
+    default_binary = request.binary_output
+    if request.outputs is None:
+        return [(name, array, default_binary) for name, array in by_name.items()]
+    return [(out.name, by_name[out.name], default_binary if out.binary is None else out.binary)
+            for out in request.outputs]
+
+
+def check_requested_outputs(config: ModelConfig, request: InferRequest) -> None:
+    if request.outputs is None:
+        return
+    names = {spec.name for spec in config.outputs}
+    unknown = [o.name for o in request.outputs if o.name not in names]
+    if unknown:
+        raise InvalidInput(f"model '{config.name}' has no output named "
+                           f"{', '.join(repr(u) for u in unknown)}; its outputs: "
+                           f"{', '.join(spec.name for spec in config.outputs)}")
+
+
+def effective_timeout_s(config: ModelConfig, request: InferRequest) -> float | None:
+    """The request's timeout: its ``timeout`` parameter (µs) may only lower the default."""
+    default = config.default_timeout_ms / 1000.0 or None
+    asked_us = request.timeout_us
+    asked = asked_us / 1e6 if asked_us else None
+    if default is None:
+        return asked
+    return min(default, asked) if asked is not None else default
+
+
+async def run_inference(model: LoadedModel, version: int | None, request: InferRequest
+                        ) -> tuple[int, list[tuple[str, np.ndarray, bool]]]:
+    config = model.config
+    arrays = bind_inputs(config, request)
+    check_requested_outputs(config, request)
+    batcher = model.batcher(version)
+    outputs = await batcher.infer(arrays, effective_timeout_s(config, request))
+    served = version if version is not None else model.latest
+    return served, select_outputs(config, request, outputs)

@@ -1,0 +1,126 @@
+"""Prometheus metrics, correct with several uvicorn workers.
+
+Metrics take a ``registry`` so tests read values from a fresh ``CollectorRegistry``. With
+several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set before the workers start (``aiinfra
+serve`` does it) and ``render`` merges every worker's values. Labels are bounded: model name
+and, for rejections, a fixed set of reasons.
+"""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+)
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+
+# `_created` series double the exposition for no use in dashboards or alerts.
+disable_created_metrics()
+
+LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                   5.0, 10.0, 30.0)
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+LOAD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
+
+REJECTION_REASONS = ("queue_full", "timeout", "invalid", "not_found", "not_ready", "too_large")
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+class ServingMetrics:
+    """Every metric the server exports, created against one registry."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.requests = Counter(
+            "aiinfra_inference_requests", "Inference requests by outcome (a request may carry a "
+            "batch)", ["model", "outcome"], registry=r)
+        self.inferences = Counter(
+            "aiinfra_inferences", "Inferences executed (samples; a batch of n counts n)",
+            ["model"], registry=r)
+        self.executions = Counter(
+            "aiinfra_executions", "Model executions (batches run)", ["model"], registry=r)
+        self.rejections = Counter(
+            "aiinfra_rejections", "Requests refused, by reason", ["model", "reason"], registry=r)
+        self.request_seconds = Histogram(
+            "aiinfra_request_duration_seconds", "Time from request received to response ready",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.queue_seconds = Histogram(
+            "aiinfra_queue_duration_seconds", "Time a request waited in the model's queue",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.compute_seconds = Histogram(
+            "aiinfra_compute_duration_seconds", "Time one batch spent in the backend",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.batch_size = Histogram(
+            "aiinfra_batch_size", "Samples per executed batch", ["model"],
+            buckets=BATCH_BUCKETS, registry=r)
+        self.queue_depth = Gauge(
+            "aiinfra_queue_depth", "Requests waiting in the model's queue", ["model"],
+            multiprocess_mode="livesum", registry=r)
+        self.in_flight = Gauge(
+            "aiinfra_inflight_requests", "Inference requests being handled", ["model"],
+            multiprocess_mode="livesum", registry=r)
+        self.model_load_seconds = Histogram(
+            "aiinfra_model_load_duration_seconds", "Time to load and warm a model", ["model"],
+            buckets=LOAD_BUCKETS, registry=r)
+        self.models_loaded = Gauge(
+            "aiinfra_models_loaded", "Model versions loaded", multiprocess_mode="livesum",
+            registry=r)
+        if not multiprocess_dir():
+            GpuCollector.register_if_available(r)
+
+    def render(self) -> tuple[bytes, str]:
+        """The exposition text; merges all workers' values in multiprocess mode."""
+        if multiprocess_dir():
+            registry = CollectorRegistry()
+            MultiProcessCollector(registry)
+            GpuCollector.register_if_available(registry)
+            return generate_latest(registry), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class GpuCollector:
+    """GPU memory and utilisation from NVML, read at scrape time (only when a GPU is there)."""
+
+    def __init__(self, nvml) -> None:
+        self._nvml = nvml
+
+    @classmethod
+    def register_if_available(cls, registry: CollectorRegistry) -> bool:
+        try:
+            import pynvml  # noqa: PLC0415 - nvidia-ml-py is in the gpu extra only
+
+            pynvml.nvmlInit()
+            if pynvml.nvmlDeviceGetCount() == 0:
+                return False
+        except Exception:  # noqa: BLE001 - no NVML, no driver or no GPU: nothing to export
+            return False
+        registry.register(cls(pynvml))
+        return True
+
+    def collect(self):
+        nvml = self._nvml
+        used = GaugeMetricFamily("aiinfra_gpu_memory_used_bytes", "GPU memory in use",
+                                 labels=["gpu"])
+        total = GaugeMetricFamily("aiinfra_gpu_memory_total_bytes", "GPU memory", labels=["gpu"])
+        util = GaugeMetricFamily("aiinfra_gpu_utilization_ratio",
+                                 "Fraction of time a kernel ran (NVML)", labels=["gpu"])
+        for index in range(nvml.nvmlDeviceGetCount()):
+            handle = nvml.nvmlDeviceGetHandleByIndex(index)
+            memory = nvml.nvmlDeviceGetMemoryInfo(handle)
+            rates = nvml.nvmlDeviceGetUtilizationRates(handle)
+            used.add_metric([str(index)], memory.used)
+            total.add_metric([str(index)], memory.total)
+            util.add_metric([str(index)], rates.gpu / 100.0)
+        yield from (used, total, util)

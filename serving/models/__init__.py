@@ -1,0 +1,1 @@
+"""Model architectures the demo repository is built from (no downloads, seeded weights)."""

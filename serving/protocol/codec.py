@@ -1,0 +1,214 @@
+"""Decoding infer requests and encoding responses, JSON and binary (Triton's extension).
+
+A binary request is a JSON header of ``Inference-Header-Content-Length`` bytes followed by
+raw little-endian, row-major tensors in input order, each sized by its ``binary_data_size``
+parameter. Binary inputs are zero-copy views of the body.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import orjson
+
+from serving.datatypes import NUMPY_DTYPES, datatype_of
+from serving.errors import InvalidInput, Unsupported
+
+HEADER_LENGTH = "Inference-Header-Content-Length"
+
+
+@dataclass(slots=True)
+class InputTensor:
+    name: str
+    datatype: str
+    shape: tuple[int, ...]
+    array: np.ndarray
+
+
+@dataclass(slots=True)
+class RequestedOutput:
+    name: str
+    binary: bool | None
+
+
+@dataclass(slots=True)
+class InferRequest:
+    id: str | None
+    parameters: dict
+    inputs: list[InputTensor]
+    outputs: list[RequestedOutput] | None
+
+    @property
+    def binary_output(self) -> bool:
+        return bool(self.parameters.get("binary_data_output", False))
+
+    @property
+    def timeout_us(self) -> int | None:
+        value = self.parameters.get("timeout")
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+            raise InvalidInput("parameter 'timeout' must be a non-negative integer (microseconds)")
+        return value or None
+
+
+def _parse_header(raw: bytes | memoryview) -> dict:
+    try:
+        header = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidInput(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(header, dict):
+        raise InvalidInput("request body must be a JSON object with an 'inputs' list")
+    return header
+
+
+def _shape(name: str, value: object) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(
+            isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in value):
+        raise InvalidInput(f"input '{name}': 'shape' must be a list of non-negative integers")
+    return tuple(value)
+
+
+def _from_json(name: str, datatype: str, data: object, shape: tuple[int, ...]) -> np.ndarray:
+    dtype = NUMPY_DTYPES[datatype]
+    try:
+        array = np.asarray(data)
+    except ValueError:
+        raise InvalidInput(f"input '{name}': 'data' is ragged; send a flat or "
+                           "rectangular nested list") from None
+    if array.dtype == object or array.dtype.kind in "USV":
+        raise InvalidInput(f"input '{name}': 'data' must hold only {datatype} numbers")
+    if dtype.kind in "iu" and array.dtype.kind == "f":
+        raise InvalidInput(f"input '{name}': {datatype} data holds non-integer numbers")
+    if dtype.kind == "b" and array.dtype.kind != "b" and array.size:
+        raise InvalidInput(f"input '{name}': BOOL data must be true/false")
+    count = math.prod(shape)
+    if array.size != count:
+        raise InvalidInput(f"input '{name}': {array.size} values in 'data' but shape "
+                           f"{list(shape)} needs {count}")
+    try:
+        return array.astype(dtype, copy=False).reshape(shape)
+    except OverflowError:
+        raise InvalidInput(f"input '{name}': a value is out of range for {datatype}") from None
+
+
+def decode_request(body: bytes, header_length: str | None) -> InferRequest:
+    """Parse an infer request body; ``header_length`` is the binary header's value, if any."""
+    if header_length is None:
+        header, binary = _parse_header(body), memoryview(b"")
+    else:
+        try:
+            length = int(header_length)
+        except ValueError:
+            raise InvalidInput(f"{HEADER_LENGTH} must be an integer, got {header_length!r}"
+                               ) from None
+        if length == 0:
+            raise Unsupported(f"raw binary requests ({HEADER_LENGTH}: 0) are not supported; "
+                              "send a JSON header first")
+        if length < 0 or length > len(body):
+            raise InvalidInput(f"{HEADER_LENGTH} is {length} but the body has only "
+                               f"{len(body)} bytes")
+        view = memoryview(body)
+        header, binary = _parse_header(view[:length]), view[length:]
+
+    raw_inputs = header.get("inputs")
+    if not isinstance(raw_inputs, list) or not raw_inputs:
+        raise InvalidInput("request needs a non-empty 'inputs' list")
+    inputs: list[InputTensor] = []
+    seen: set[str] = set()
+    offset = 0
+    for raw in raw_inputs:
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise InvalidInput("each input must be an object with a string 'name'")
+        name = raw["name"]
+        if name in seen:
+            raise InvalidInput(f"input '{name}' appears more than once")
+        seen.add(name)
+        datatype = raw.get("datatype")
+        if datatype not in NUMPY_DTYPES:
+            raise InvalidInput(f"input '{name}': datatype {datatype!r} is not supported; use one "
+                               f"of {', '.join(NUMPY_DTYPES)}")
+        shape = _shape(name, raw.get("shape"))
+        parameters = raw.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise InvalidInput(f"input '{name}': 'parameters' must be an object")
+        size = parameters.get("binary_data_size")
+        if size is None:
+            if "data" not in raw:
+                raise InvalidInput(f"input '{name}' has neither 'data' nor a "
+                                   "'binary_data_size' parameter")
+            array = _from_json(name, datatype, raw["data"], shape)
+        else:
+            if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+                raise InvalidInput(f"input '{name}': binary_data_size must be a non-negative "
+                                   "integer")
+            if offset + size > len(binary):
+                raise InvalidInput(f"input '{name}': binary_data_size {size} runs past the end "
+                                   f"of the body ({len(binary) - offset} bytes left)")
+            dtype = NUMPY_DTYPES[datatype]
+            count = math.prod(shape)
+            if size != count * dtype.itemsize:
+                raise InvalidInput(f"input '{name}': {size} bytes of binary data but shape "
+                                   f"{list(shape)} of {datatype} needs {count * dtype.itemsize}")
+            array = np.frombuffer(binary, dtype, count, offset).reshape(shape)
+            offset += size
+        inputs.append(InputTensor(name, datatype, shape, array))
+    if offset != len(binary):
+        raise InvalidInput(f"{len(binary) - offset} bytes of binary data after the header are "
+                           "not claimed by any input's binary_data_size")
+
+    request_id = header.get("id")
+    if request_id is not None and not isinstance(request_id, str):
+        raise InvalidInput("'id' must be a string")
+    parameters = header.get("parameters") or {}
+    if not isinstance(parameters, dict):
+        raise InvalidInput("'parameters' must be an object")
+    return InferRequest(request_id, parameters, inputs, _requested_outputs(header))
+
+
+def _requested_outputs(header: dict) -> list[RequestedOutput] | None:
+    raw_outputs = header.get("outputs")
+    if raw_outputs is None:
+        return None
+    if not isinstance(raw_outputs, list):
+        raise InvalidInput("'outputs' must be a list")
+    outputs = []
+    for raw in raw_outputs:
+        if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
+            raise InvalidInput("each requested output must be an object with a string 'name'")
+        parameters = raw.get("parameters") or {}
+        if not isinstance(parameters, dict):
+            raise InvalidInput(f"output '{raw['name']}': 'parameters' must be an object")
+        binary = parameters.get("binary_data")
+        outputs.append(RequestedOutput(raw["name"], None if binary is None else bool(binary)))
+    return outputs
+
+
+def encode_response(model_name: str, model_version: str, request_id: str | None,
+                    outputs: list[tuple[str, np.ndarray, bool]]) -> tuple[bytes, dict[str, str]]:
+    """Encode ``(name, array, binary)`` outputs; returns the body and extra headers."""
+    encoded = []
+    chunks = []
+    for name, array, binary in outputs:
+        entry: dict = {"name": name, "datatype": datatype_of(array), "shape": list(array.shape)}
+        if binary:
+            raw = np.ascontiguousarray(array).tobytes()
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            chunks.append(raw)
+        else:
+            flat = array.reshape(-1)
+            entry["data"] = flat.astype(np.float32) if flat.dtype == np.float16 else flat
+        encoded.append(entry)
+    response: dict = {"model_name": model_name, "model_version": model_version}
+    if request_id is not None:
+        response["id"] = request_id
+    response["outputs"] = encoded
+    header = orjson.dumps(response, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not chunks:
+        return header, {"content-type": "application/json"}
+    return b"".join([header, *chunks]), {
+        "content-type": "application/octet-stream",
+        HEADER_LENGTH: str(len(header)),
+    }

@@ -1,0 +1,206 @@
+"""Loaded models: lazy loading, explicit load/unload, LRU eviction that spares busy models."""
+
+from __future__ import annotations
+
+import asyncio
+import fnmatch
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from serving.backends import Backend, create_backend, resolve_backend
+from serving.backends.base import example_inputs
+from serving.batcher import DynamicBatcher
+from serving.errors import ModelConfigError, ModelNotFound, ModelNotReady
+from serving.metrics import ServingMetrics
+from serving.repository import ModelConfig, ModelRepository
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class LoadedModel:
+    name: str
+    config: ModelConfig
+    backend: str
+    batchers: dict[int, DynamicBatcher]
+    in_flight: int = 0
+    draining: bool = False
+    idle: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def latest(self) -> int:
+        return max(self.batchers)
+
+    def batcher(self, version: int | None) -> DynamicBatcher:
+        if version is None:
+            return self.batchers[self.latest]
+        try:
+            return self.batchers[version]
+        except KeyError:
+            raise ModelNotFound(
+                f"model '{self.name}' has no version {version} loaded; served: "
+                + ", ".join(str(v) for v in sorted(self.batchers))) from None
+
+
+def _build_instances(repository: ModelRepository, settings: Settings, name: str
+                     ) -> tuple[ModelConfig, str, dict[int, list[Backend]]]:
+    """Blocking: read the config, build every instance of every served version, warm up."""
+    config = repository.config(name)
+    kind = resolve_backend(config)
+    built: dict[int, list[Backend]] = {}
+    for version in repository.served_versions(name, config):
+        instances = [create_backend(config, version.artifact,
+                                    engine_cache_dir=settings.engine_cache_dir)
+                     for _ in range(config.instance_count)]
+        for backend in instances:
+            for size in config.warmup_batch_sizes:
+                backend.forward(example_inputs(config, size))
+        built[version.version] = instances
+    return config, kind, built
+
+
+class ModelRegistry:
+    def __init__(self, repository: ModelRepository, settings: Settings,
+                 metrics: ServingMetrics) -> None:
+        self.repository = repository
+        self.settings = settings
+        self.metrics = metrics
+        self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._errors: dict[str, str] = {}
+        self._held_unloaded: set[str] = set()
+
+    # -- queries -------------------------------------------------------------------------
+    def loaded(self, name: str) -> LoadedModel | None:
+        return self._loaded.get(name)
+
+    def config(self, name: str) -> ModelConfig:
+        model = self._loaded.get(name)
+        return model.config if model else self.repository.config(name)
+
+    def index(self, *, ready_only: bool = False) -> list[dict]:
+        rows = []
+        for name in self.repository.model_names():
+            model = self._loaded.get(name)
+            if model is not None and not model.draining:
+                rows.extend({"name": name, "version": str(v), "state": "READY", "reason": ""}
+                            for v in sorted(model.batchers))
+            elif not ready_only:
+                reason = self._errors.get(name, "")
+                state = "UNAVAILABLE" if reason or name in self._held_unloaded else "UNLOADED"
+                rows.append({"name": name, "version": "", "state": state, "reason": reason})
+        return rows
+
+    # -- use -----------------------------------------------------------------------------
+    @asynccontextmanager
+    async def use(self, name: str) -> AsyncIterator[LoadedModel]:
+        """Hold ``name`` for one request, loading it first if needed; never evicted meanwhile."""
+        model = self._loaded.get(name)
+        if model is None or model.draining:
+            model = await self._ensure_loaded(name)
+        model.in_flight += 1
+        model.idle.clear()
+        self._loaded.move_to_end(name)
+        try:
+            yield model
+        finally:
+            model.in_flight -= 1
+            if model.in_flight == 0:
+                model.idle.set()
+
+    async def _ensure_loaded(self, name: str) -> LoadedModel:
+        if name in self._held_unloaded:
+            raise ModelNotReady(
+                f"model '{name}' was unloaded by an operator; "
+                f"POST /v2/repository/models/{name}/load to serve it again")
+        self.repository.model_dir(name)  # 404 before taking a lock for a bogus name
+        return await self.load(name, explicit=False)
+
+    # -- control -------------------------------------------------------------------------
+    async def load(self, name: str, *, explicit: bool = True) -> LoadedModel:
+        """Load ``name`` (lazily or by request). An explicit load of a loaded model reloads it."""
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            current = self._loaded.get(name)
+            if current is not None and not current.draining and not explicit:
+                return current
+            self._held_unloaded.discard(name)
+            started = time.monotonic()
+            try:
+                config, kind, built = await asyncio.get_running_loop().run_in_executor(
+                    None, _build_instances, self.repository, self.settings, name)
+            except ModelNotFound:
+                raise
+            except (ModelConfigError, ValueError, RuntimeError, OSError) as exc:
+                self._errors[name] = str(exc)
+                log.error("model load failed", extra={"model": name, "error": str(exc)})
+                raise ModelNotReady(f"model '{name}' failed to load: {exc}") from exc
+            self._errors.pop(name, None)
+            batchers = {
+                version: DynamicBatcher(name, config, instances, self.metrics,
+                                        overload_status=self.settings.overload_status,
+                                        retry_after_s=self.settings.retry_after_s)
+                for version, instances in built.items()
+            }
+            for batcher in batchers.values():
+                batcher.start()
+            model = LoadedModel(name, config, kind, batchers)
+            model.idle.set()
+            self._loaded[name] = model
+            self._loaded.move_to_end(name)
+            elapsed = time.monotonic() - started
+            self.metrics.model_load_seconds.labels(name).observe(elapsed)
+            self.metrics.models_loaded.inc(len(batchers))
+            log.info("model loaded", extra={"model": name, "backend": kind,
+                                            "versions": sorted(batchers),
+                                            "seconds": round(elapsed, 3)})
+            if current is not None:
+                await self._retire(current)
+        await self._evict(keep=name)
+        return model
+
+    async def unload(self, name: str) -> None:
+        """Stop serving ``name`` once its in-flight requests finish; it stays unloaded."""
+        self.repository.model_dir(name)
+        self._held_unloaded.add(name)
+        lock = self._locks.setdefault(name, asyncio.Lock())
+        async with lock:
+            model = self._loaded.get(name)
+            if model is not None:
+                await self._retire(model)
+
+    async def _retire(self, model: LoadedModel) -> None:
+        model.draining = True
+        if self._loaded.get(model.name) is model:
+            del self._loaded[model.name]
+        await model.idle.wait()
+        await asyncio.gather(*(b.stop() for b in model.batchers.values()))
+        self.metrics.models_loaded.dec(len(model.batchers))
+        log.info("model unloaded", extra={"model": model.name})
+
+    async def _evict(self, *, keep: str) -> None:
+        limit = self.settings.max_loaded_models
+        while limit and len(self._loaded) > limit:
+            victim = next((m for n, m in self._loaded.items()
+                           if n != keep and m.in_flight == 0 and not m.draining), None)
+            if victim is None:
+                log.warning("over max_loaded_models but every model is busy",
+                            extra={"loaded": len(self._loaded), "limit": limit})
+                return
+            log.info("evicting least recently used model", extra={"model": victim.name})
+            await self._retire(victim)
+
+    async def load_startup(self, patterns: list[str]) -> list[str]:
+        names = [n for n in self.repository.model_names()
+                 if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+        for name in names:
+            await self.load(name, explicit=False)
+        return names
+
+    async def close(self) -> None:
+        await asyncio.gather(*(self._retire(m) for m in list(self._loaded.values())))

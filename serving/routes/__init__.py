@@ -1,0 +1,1 @@
+"""HTTP routes: one module per resource; endpoints only raise ``serving.errors``."""

@@ -1,0 +1,53 @@
+"""Shared request helpers: the runtime, version parsing, bounded body reads, control auth."""
+
+from __future__ import annotations
+
+import hmac
+
+from fastapi import Request
+
+from serving.errors import Forbidden, ModelNotFound, PayloadTooLarge, Unauthorized
+from serving.runtime import Runtime
+
+
+def runtime(request: Request) -> Runtime:
+    return request.app.state.runtime
+
+
+def parse_version(value: str | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise ModelNotFound(f"model version {value!r} is not a version number")
+    return int(value)
+
+
+async def read_body(request: Request, limit: int) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit "
+                              "(AIINFRA_MAX_REQUEST_BYTES)")
+    if declared is not None:
+        return await request.body()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit "
+                                  "(AIINFRA_MAX_REQUEST_BYTES)")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_control(request: Request) -> None:
+    """Repository control is off unless enabled, and then needs the bearer token."""
+    settings = runtime(request).settings
+    if not settings.repository_control:
+        raise Forbidden("repository control is disabled on this server "
+                        "(set AIINFRA_REPOSITORY_CONTROL=true and AIINFRA_CONTROL_TOKEN)")
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    expected = settings.control_token.get_secret_value() if settings.control_token else ""
+    if scheme.lower() != "bearer" or not expected or not hmac.compare_digest(
+            token.encode(), expected.encode()):
+        raise Unauthorized("repository control needs 'Authorization: Bearer <token>'",
+                           headers={"WWW-Authenticate": "Bearer"})

@@ -1,0 +1,68 @@
+"""Server and model health and metadata: ``GET /v2``, ``/v2/health/*``, ``/v2/models/{m}``."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from serving import __version__
+from serving.errors import ModelNotFound
+from serving.routes.deps import parse_version, runtime
+from serving.routes.json import JSONBody
+
+router = APIRouter()
+
+EXTENSIONS = ["binary_tensor_data", "schedule_policy", "model_repository"]
+
+
+@router.get("/v2")
+async def server_metadata() -> JSONBody:
+    return JSONBody({"name": "aiinfra", "version": __version__, "extensions": EXTENSIONS})
+
+
+@router.get("/v2/health/live")
+async def live() -> JSONBody:
+    return JSONBody({"live": True})
+
+
+@router.get("/v2/health/ready")
+async def ready(request: Request) -> JSONBody:
+    is_ready = runtime(request).is_ready
+    return JSONBody({"ready": is_ready}, status_code=200 if is_ready else 503)
+
+
+@router.get("/v2/models/{model_name}")
+@router.get("/v2/models/{model_name}/versions/{model_version}")
+async def model_metadata(request: Request, model_name: str,
+                         model_version: str | None = None) -> JSONBody:
+    registry = runtime(request).registry
+    config = registry.config(model_name)
+    version = parse_version(model_version)
+    versions = [str(v.version) for v in registry.repository.served_versions(model_name, config)]
+    if version is not None and str(version) not in versions:
+        raise ModelNotFound(f"model '{model_name}' has no version {version}; "
+                            f"served: {', '.join(versions)}")
+    loaded = registry.loaded(model_name)
+    body = {
+        "name": model_name,
+        "versions": versions,
+        "platform": f"aiinfra_{loaded.backend}" if loaded else "aiinfra",
+        "inputs": [{"name": s.name, "datatype": s.datatype, "shape": config.full_shape(s)}
+                   for s in config.inputs],
+        "outputs": [{"name": s.name, "datatype": s.datatype, "shape": config.full_shape(s)}
+                    for s in config.outputs],
+    }
+    return JSONBody(body)
+
+
+@router.get("/v2/models/{model_name}/ready")
+@router.get("/v2/models/{model_name}/versions/{model_version}/ready")
+async def model_ready(request: Request, model_name: str,
+                      model_version: str | None = None) -> JSONBody:
+    registry = runtime(request).registry
+    registry.repository.model_dir(model_name)
+    version = parse_version(model_version)
+    loaded = registry.loaded(model_name)
+    is_ready = loaded is not None and not loaded.draining and (
+        version is None or version in loaded.batchers)
+    return JSONBody({"name": model_name, "ready": is_ready},
+                          status_code=200 if is_ready else 503)

@@ -1,0 +1,98 @@
+"""The server's state for one process: settings, metrics, registry, readiness."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import threading
+from dataclasses import dataclass, field
+
+from serving.demo import build_demo_repository
+from serving.errors import ModelNotFound, ModelNotReady, ServingError
+from serving.metrics import ServingMetrics
+from serving.registry import ModelRegistry
+from serving.repository import ModelRepository
+from serving.settings import Settings
+
+log = logging.getLogger(__name__)
+
+_REASONS = {400: "invalid", 404: "not_found", 413: "too_large", 501: "invalid"}
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    metrics: ServingMetrics
+    registry: ModelRegistry | None = None
+    ready: bool = False
+    draining: bool = False
+    startup_error: str | None = None
+    _startup: asyncio.Task | None = field(default=None, repr=False)
+
+    async def start(self) -> None:
+        """Open the repository and load the start-up models in the background."""
+        settings = self.settings
+        if settings.model_repository is None:
+            await asyncio.get_running_loop().run_in_executor(
+                None, build_demo_repository, settings.demo_repository)
+        repository = ModelRepository(settings.repository_path)
+        self.registry = ModelRegistry(repository, settings, self.metrics)
+        self._startup = asyncio.create_task(self._load_startup_models())
+        _chain_sigterm(self)
+
+    async def _load_startup_models(self) -> None:
+        assert self.registry is not None
+        try:
+            names = await self.registry.load_startup(self.settings.load_models)
+        except ServingError as exc:
+            self.startup_error = exc.message
+            log.error("start-up models failed to load; not ready", extra={"error": exc.message})
+            return
+        self.ready = True
+        log.info("ready", extra={"models": names})
+
+    async def stop(self) -> None:
+        self.ready = False
+        self.draining = True
+        if self._startup is not None and not self._startup.done():
+            self._startup.cancel()
+        if self.registry is not None:
+            await self.registry.close()
+
+    @property
+    def is_ready(self) -> bool:
+        return self.ready and not self.draining
+
+    def model_label(self, name: str) -> str:
+        """The metric label for a model: unknown names share one label (bounded cardinality)."""
+        assert self.registry is not None
+        if self.registry.loaded(name) is not None:
+            return name
+        try:
+            self.registry.repository.model_dir(name)
+        except ModelNotFound:
+            return ""
+        return name
+
+    def count_failure(self, label: str, error: ServingError) -> None:
+        self.metrics.requests.labels(label, "failure").inc()
+        reason = "not_ready" if isinstance(error, ModelNotReady) else _REASONS.get(error.status)
+        if reason is not None:
+            self.metrics.rejections.labels(label, reason).inc()
+
+
+def _chain_sigterm(runtime: Runtime) -> None:
+    """On SIGTERM turn readiness off at once, then let uvicorn's own handler drain."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def handler(signum, frame) -> None:
+        runtime.draining = True
+        if callable(previous):
+            previous(signum, frame)
+        else:
+            raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, handler)
