@@ -215,7 +215,8 @@ class DynamicBatcher:
         if len(batch) == 1:
             arrays = [a if a.flags.writeable else a.copy() for a in batch[0].inputs]
         else:
-            arrays = [np.concatenate(column) for column in zip(*(i.inputs for i in batch), strict=True)]
+            columns = zip(*(item.inputs for item in batch), strict=True)
+            arrays = [np.concatenate(column) for column in columns]
         started = time.perf_counter()
         outputs = backend.forward(arrays)
         self._m_compute.observe(time.perf_counter() - started)

@@ -31,7 +31,8 @@ def bind_inputs(config: ModelConfig, request: InferRequest) -> list[np.ndarray]:
                                f"'{config.name}' expects {spec.datatype}")
         want = config.full_shape(spec)
         shape = tensor.shape
-        if len(shape) != len(want) or any(w != -1 and w != s for w, s in zip(want, shape, strict=True)):
+        if len(shape) != len(want) or any(
+                w not in (-1, s) for w, s in zip(want, shape, strict=True)):
             raise InvalidInput(f"input '{spec.name}' has shape {list(shape)} but model "
                                f"'{config.name}' expects {want}")
         if config.batching:
