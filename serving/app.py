@@ -11,7 +11,8 @@ from starlette.exceptions import HTTPException
 from serving import __version__
 from serving.errors import ServingError
 from serving.metrics import ServingMetrics
-from serving.routes import health, infer, repository
+from serving.routes import health, repository
+from serving.routes.infer import InferFastPath
 from serving.routes.json import JSONBody
 from serving.runtime import Runtime
 from serving.settings import Settings, get_settings
@@ -34,7 +35,8 @@ def register_error_handlers(app: FastAPI) -> None:
         return JSONBody({"error": f"invalid request: {exc.errors()}"}, status_code=400)
 
 
-def create_app(settings: Settings | None = None, metrics: ServingMetrics | None = None) -> FastAPI:
+def create_app(settings: Settings | None = None,
+               metrics: ServingMetrics | None = None) -> InferFastPath:
     settings = settings or get_settings()
     runtime = Runtime(settings=settings, metrics=metrics or ServingMetrics())
 
@@ -51,7 +53,6 @@ def create_app(settings: Settings | None = None, metrics: ServingMetrics | None 
     app.state.runtime = runtime
     register_error_handlers(app)
     app.include_router(health.router)
-    app.include_router(infer.router)
     app.include_router(repository.router)
 
     @app.get("/metrics", include_in_schema=False)
@@ -59,4 +60,4 @@ def create_app(settings: Settings | None = None, metrics: ServingMetrics | None 
         content, media_type = runtime.metrics.render()
         return Response(content, media_type=media_type)
 
-    return app
+    return InferFastPath(app, runtime)

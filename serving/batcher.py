@@ -194,6 +194,11 @@ class DynamicBatcher:
             if batch is None:
                 return
             started = time.monotonic()
+            # Callers that timed out while their batch was forming are dropped, never run.
+            batch = [item for item in batch if not item.future.done()
+                     and (item.deadline is None or started < item.deadline)]
+            if not batch:
+                continue
             for item in batch:
                 self._m_queue.observe(started - item.enqueued)
             try:

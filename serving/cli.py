@@ -62,7 +62,7 @@ def serve(
             workers=settings.workers, log_config=log_config(
                 settings.log_level, settings.log_format, settings.access_log),
             access_log=settings.access_log, timeout_graceful_shutdown=settings.grace_period_s,
-            loop="auto", http="auto", server_header=False,
+            loop="auto", http="auto", server_header=False, proxy_headers=False,
         )
     finally:
         if multiproc:

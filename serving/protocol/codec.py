@@ -80,8 +80,17 @@ def _from_json(name: str, datatype: str, data: object, shape: tuple[int, ...]) -
                            "rectangular nested list") from None
     if array.dtype == object or array.dtype.kind in "USV":
         raise InvalidInput(f"input '{name}': 'data' must hold only {datatype} numbers")
-    if dtype.kind in "iu" and array.dtype.kind == "f":
+    if dtype.kind == "u" and array.dtype.kind == "f" and array.size:
+        # ints >= 2**63 beside smaller ones promote to float64: keep them exact
+        exact = np.asarray(data, dtype=object)
+        if all(isinstance(v, int) for v in exact.flat):
+            array = exact
+    if dtype.kind in "iu" and array.dtype.kind == "f" and array.size:
         raise InvalidInput(f"input '{name}': {datatype} data holds non-integer numbers")
+    if dtype.kind in "iu" and array.size:
+        info = np.iinfo(dtype)
+        if array.min() < info.min or array.max() > info.max:
+            raise InvalidInput(f"input '{name}': a value is out of range for {datatype}")
     if dtype.kind == "b" and array.dtype.kind != "b" and array.size:
         raise InvalidInput(f"input '{name}': BOOL data must be true/false")
     count = math.prod(shape)
@@ -192,6 +201,8 @@ def encode_response(model_name: str, model_version: str, request_id: str | None,
     encoded = []
     chunks = []
     for name, array, binary in outputs:
+        if array.dtype.byteorder == ">":  # the wire format is little-endian
+            array = array.astype(array.dtype.newbyteorder("<"))
         entry: dict = {"name": name, "datatype": datatype_of(array), "shape": list(array.shape)}
         if binary:
             raw = np.ascontiguousarray(array).tobytes()

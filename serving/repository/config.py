@@ -78,7 +78,8 @@ class ModelConfig(_Strict):
             dupes = sorted({n for n in names if names.count(n) > 1})
             if dupes:
                 raise ValueError(f"{kind} names must be unique; repeated: {', '.join(dupes)}")
-        if self.max_batch_size == 0 and self.max_queue_delay_ms:
+        if (self.max_batch_size == 0 and self.max_queue_delay_ms
+                and "max_queue_delay_ms" in self.model_fields_set):
             raise ValueError(
                 "max_queue_delay_ms is set but max_batch_size is 0 (batching off): "
                 "set max_batch_size > 0 or drop max_queue_delay_ms"
@@ -93,7 +94,8 @@ class ModelConfig(_Strict):
         for size in self.warmup_batch_sizes:
             if self.max_batch_size and size > self.max_batch_size:
                 raise ValueError(
-                    f"warmup batch size {size} is over max_batch_size {self.max_batch_size}"
+                    f"warmup batch size {size} is over max_batch_size {self.max_batch_size}: "
+                    "lower warmup.batch_sizes or raise max_batch_size"
                 )
         opt = self.tensorrt.opt_batch_size
         if opt is not None and self.max_batch_size and opt > self.max_batch_size:
@@ -127,8 +129,12 @@ _HINTS = {
 
 
 def _format_error(path: Path, error: ValidationError) -> str:
-    lines = [f"{path}: invalid model config ({error.error_count()} problem(s)):"]
-    for item in error.errors():
+    items = error.errors()
+    # A tuple whose only item failed also reports "too short": the item's error says it all.
+    items = [i for i in items if i["type"] != "too_short" or not any(
+        len(o["loc"]) > len(i["loc"]) and o["loc"][:len(i["loc"])] == i["loc"] for o in items)]
+    lines = [f"{path}: invalid model config ({len(items)} problem(s)):"]
+    for item in items:
         where = ".".join(str(p) for p in item["loc"]) or "(top level)"
         message = item["msg"].removeprefix("Value error, ")
         hint = _HINTS.get(item["type"])

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 
 from serving import __version__
-from serving.errors import ModelNotFound
+from serving.errors import ModelConfigError, ModelNotFound, ModelNotReady
 from serving.routes.deps import parse_version, runtime
 from serving.routes.json import JSONBody
 
@@ -35,9 +35,13 @@ async def ready(request: Request) -> JSONBody:
 async def model_metadata(request: Request, model_name: str,
                          model_version: str | None = None) -> JSONBody:
     registry = runtime(request).registry
-    config = registry.config(model_name)
+    try:
+        config = registry.config(model_name)
+        served = registry.repository.served_versions(model_name, config)
+    except ModelConfigError as exc:  # a ValueError: would leave as a bare 500
+        raise ModelNotReady(f"model '{model_name}' is unavailable: {exc}") from None
     version = parse_version(model_version)
-    versions = [str(v.version) for v in registry.repository.served_versions(model_name, config)]
+    versions = [str(v.version) for v in served]
     if version is not None and str(version) not in versions:
         raise ModelNotFound(f"model '{model_name}' has no version {version}; "
                             f"served: {', '.join(versions)}")

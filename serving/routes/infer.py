@@ -1,40 +1,68 @@
-"""``POST /v2/models/{m}[/versions/{v}]/infer`` in JSON or binary tensors."""
+"""``POST /v2/models/{m}[/versions/{v}]/infer`` in JSON or binary tensors, as a raw ASGI app.
+
+The infer path is the hot path: for small models FastAPI's routing, dependency and middleware
+layers cost more than decoding, batching and the forward pass together (profiled with py-spy,
+see docs/BENCHMARKS.md). ``InferFastPath`` answers that one route itself and hands every
+other request, and the lifespan, to the FastAPI application.
+"""
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 
-from fastapi import APIRouter, Request, Response
+import orjson
 
-from serving.errors import ModelNotFound, ServingError
+from serving.errors import ModelNotFound, PayloadTooLarge, ServingError
 from serving.inference import run_inference
 from serving.protocol import decode_request, encode_response
-from serving.protocol.codec import HEADER_LENGTH
-from serving.routes.deps import parse_version, read_body, runtime
+from serving.routes.deps import parse_version
+from serving.runtime import Runtime
 
-router = APIRouter()
+log = logging.getLogger(__name__)
+
+INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
+_HEADER_LENGTH = b"inference-header-content-length"
 
 
-@router.post("/v2/models/{model_name}/infer")
-@router.post("/v2/models/{model_name}/versions/{model_version}/infer")
-async def infer(request: Request, model_name: str, model_version: str | None = None) -> Response:
+async def _read_body(receive, declared: int | None, limit: int) -> bytes:
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit "
+                              "(AIINFRA_MAX_REQUEST_BYTES)")
+    chunks, size = [], 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ConnectionResetError("client went away")
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit "
+                                  "(AIINFRA_MAX_REQUEST_BYTES)")
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, receive,
+                       declared_length: int | None, header_length: str | None
+                       ) -> tuple[bytes, dict[str, str]]:
+    """Decode, batch and encode one request; raises ``ServingError`` subclasses."""
     started = time.perf_counter()
-    rt = runtime(request)
     label = model_name if rt.registry.loaded(model_name) else rt.model_label(model_name)
-    if not label:
-        rt.count_failure(label, unknown := ModelNotFound(
-            f"model '{model_name}' is not in the repository"))
-        raise unknown
     metrics = rt.metrics
     in_flight = metrics.in_flight.labels(label)
     in_flight.inc()
     try:
+        if not label:
+            raise ModelNotFound(f"model '{model_name}' is not in the repository")
         version = parse_version(model_version)
-        body = await read_body(request, rt.settings.max_request_bytes)
-        infer_request = decode_request(body, request.headers.get(HEADER_LENGTH))
+        body = await _read_body(receive, declared_length, rt.settings.max_request_bytes)
+        request = decode_request(body, header_length)
         async with rt.registry.use(model_name) as model:
-            served, outputs = await run_inference(model, version, infer_request)
-        content, headers = encode_response(model_name, str(served), infer_request.id, outputs)
+            served, outputs = await run_inference(model, version, request)
+        content, headers = encode_response(model_name, str(served), request.id, outputs)
     except ServingError as error:
         rt.count_failure(label, error)
         raise
@@ -42,4 +70,46 @@ async def infer(request: Request, model_name: str, model_version: str | None = N
         in_flight.dec()
     metrics.requests.labels(label, "success").inc()
     metrics.request_seconds.labels(label).observe(time.perf_counter() - started)
-    return Response(content, headers=headers)
+    return content, headers
+
+
+class InferFastPath:
+    """ASGI entry point: the infer route here, everything else to ``app``."""
+
+    def __init__(self, app, runtime: Runtime) -> None:
+        self.app = app
+        self.runtime = runtime
+
+    @property
+    def state(self):
+        return self.app.state
+
+    async def __call__(self, scope, receive, send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST":
+            return await self.app(scope, receive, send)
+        match = INFER_PATH.fullmatch(scope["path"])
+        if match is None:
+            return await self.app(scope, receive, send)
+        declared = header_length = None
+        for name, value in scope["headers"]:
+            if name == b"content-length":
+                declared = int(value) if value.isdigit() else None
+            elif name == _HEADER_LENGTH:
+                header_length = value.decode("latin-1")
+        try:
+            content, headers = await handle_infer(self.runtime, match[1], match[2], receive,
+                                                  declared, header_length)
+            status = 200
+        except ServingError as error:
+            status, headers = error.status, {"content-type": "application/json", **error.headers}
+            content = orjson.dumps({"error": error.message})
+        except ConnectionResetError:
+            return
+        except Exception:  # noqa: BLE001 - one request fails, the server goes on
+            log.exception("infer failed", extra={"model": match[1]})
+            status, headers = 500, {"content-type": "application/json"}
+            content = b'{"error":"internal error; see the server log"}'
+        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+        raw_headers.append((b"content-length", str(len(content)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+        await send({"type": "http.response.body", "body": content})

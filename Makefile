@@ -1,0 +1,34 @@
+# One command runs the main job, one runs the tests; each sets itself up on a fresh clone.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+# torch is installed first at an exact version: a bare `torch` would pull a multi-GB CUDA build.
+TORCH_VERSION ?= 2.13.0
+
+.PHONY: run test lint bench install clean
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install ## serve the demo repository on http://127.0.0.1:8000
+	$(VENV)/bin/aiinfra serve
+
+test: install ## lint, then the whole test suite
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install ## the side-by-side benchmarks recorded in docs/BENCHMARKS.md
+	$(VENV)/bin/aiinfra bench --compare --model mlp --payload json --concurrency 32 --duration 20
+	$(VENV)/bin/aiinfra bench --compare --model resnet18 --payload binary --concurrency 32 --duration 30
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""``aiinfra bench``: bounded load against a server, and side-by-side comparisons."""

@@ -1,0 +1,87 @@
+"""A closed-loop load generator: ``concurrency`` requests always in flight, bounded in time."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+import aiohttp
+import numpy as np
+
+from serving.bench.payloads import build_body
+
+MAX_REQUESTS = 2_000_000  # a hard stop whatever the duration
+
+
+def summarize(latencies_s: list[float], elapsed_s: float, statuses: Counter,
+              errors: int, batch: int) -> dict:
+    lat_ms = np.asarray(latencies_s) * 1000.0 if latencies_s else np.zeros(1)
+    ok = len(latencies_s)
+    return {
+        "requests": ok,
+        "errors_total": errors,
+        "statuses": {str(k): v for k, v in sorted(statuses.items())},
+        "seconds": round(elapsed_s, 3),
+        "rps": ok / elapsed_s if elapsed_s else 0.0,
+        "inferences_per_s": ok * batch / elapsed_s if elapsed_s else 0.0,
+        "p50_ms": float(np.percentile(lat_ms, 50)),
+        "p95_ms": float(np.percentile(lat_ms, 95)),
+        "p99_ms": float(np.percentile(lat_ms, 99)),
+    }
+
+
+async def drive(url: str, model: str, *, concurrency: int, payload: str, duration_s: float,
+                warmup_s: float, batch: int) -> dict:
+    """Warm up, then measure for ``duration_s``; every request is checked for status 200."""
+    connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
+    timeout = aiohttp.ClientTimeout(total=60)
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+        async with session.get(f"{url}/v2/models/{model}") as response:
+            response.raise_for_status()
+            metadata = await response.json()
+        body, headers = build_body(metadata, batch, payload)
+        infer_url = f"{url}/v2/models/{model}/infer"
+        latencies: list[float] = []
+        statuses: Counter = Counter()
+        errors = 0
+        sent = 0
+        measuring = False
+        started = time.perf_counter()
+        measure_from = started + warmup_s
+        stop_at = measure_from + duration_s
+
+        async def worker() -> None:
+            nonlocal errors, sent, measuring
+            while True:
+                now = time.perf_counter()
+                if now >= stop_at or sent >= MAX_REQUESTS:
+                    return
+                sent += 1
+                began = time.perf_counter()
+                try:
+                    async with session.post(infer_url, data=body, headers=headers) as response:
+                        await response.read()
+                        status = response.status
+                except (aiohttp.ClientError, TimeoutError):
+                    status = 0
+                done = time.perf_counter()
+                if began < measure_from or done > stop_at:
+                    continue
+                statuses[status] += 1
+                if status == 200:
+                    latencies.append(done - began)
+                else:
+                    errors += 1
+
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        return summarize(latencies, duration_s, statuses, errors, batch)
+
+
+def run_against(url: str, *, model: str, concurrency: int, payload: str, duration_s: float,
+                warmup_s: float, batch: int = 1) -> dict:
+    result = asyncio.run(drive(url.rstrip("/"), model, concurrency=concurrency, payload=payload,
+                               duration_s=duration_s, warmup_s=warmup_s, batch=batch))
+    result.update({"target": url, "model": model, "concurrency": concurrency,
+                   "payload": payload, "batch": batch})
+    return result

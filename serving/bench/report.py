@@ -1,0 +1,42 @@
+"""Printing bench results as a table or JSON."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+
+def _load_row(table: Table, name: str, run: dict) -> None:
+    table.add_row(name, f"{run['rps']:.1f}", f"{run['inferences_per_s']:.1f}",
+                  f"{run['p50_ms']:.2f}", f"{run['p95_ms']:.2f}", f"{run['p99_ms']:.2f}",
+                  str(run["errors_total"]))
+
+
+def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> None:
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(json.dumps(result, indent=2) + "\n")
+    if fmt == "json":
+        print(json.dumps(result, indent=2))
+        return
+    console = Console()
+    table = Table(title=f"{result['model']} · {result['payload']} · concurrency "
+                        f"{result['concurrency']} · {result.get('batch', 1)} row(s)/request")
+    for column in ("run", "req/s", "inferences/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
+        table.add_column(column, justify="right" if column != "run" else "left")
+    if "ceiling" in result:
+        ceiling = result["ceiling"]
+        table.add_row(f"in-process, batch {ceiling['batch']}", "-",
+                      f"{ceiling['inferences_per_s']:.1f}", "-", "-", "-", "-")
+    for name in ("naive", "aiinfra"):
+        if name in result:
+            _load_row(table, name, result[name])
+    if "rps" in result:
+        _load_row(table, result.get("target", "server"), result)
+    console.print(table)
+    for key, value in result.get("ratios", {}).items():
+        if value is not None:
+            console.print(f"{key}: {value:.2f}")
