@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
+
+
+class DropColorMessage(logging.Filter):
+    """uvicorn attaches an ANSI-coloured copy of each message; JSON logs have no use for it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.__dict__.pop("color_message", None)
+        return True
 
 
 def log_config(level: str = "info", fmt: str = "json", access_log: bool = False) -> dict[str, Any]:
     formatter = (
         {"()": "pythonjsonlogger.json.JsonFormatter",
          "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s",
+         "datefmt": "%Y-%m-%dT%H:%M:%S%z",
          "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"}}
         if fmt == "json"
         else {"format": "%(asctime)s %(levelname)-7s %(name)s: %(message)s"}
@@ -18,8 +28,9 @@ def log_config(level: str = "info", fmt: str = "json", access_log: bool = False)
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
+        "filters": {"drop_color": {"()": DropColorMessage}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default",
-                                "stream": "ext://sys.stderr"}},
+                                "filters": ["drop_color"], "stream": "ext://sys.stderr"}},
         "loggers": {
             "serving": {"level": level},
             "uvicorn": {"level": level},
