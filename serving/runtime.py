@@ -8,6 +8,8 @@ import signal
 import threading
 from dataclasses import dataclass, field
 
+import torch
+
 from serving.demo import build_demo_repository
 from serving.errors import ModelNotFound, ModelNotReady, ServingError
 from serving.metrics import ServingMetrics
@@ -33,6 +35,8 @@ class Runtime:
     async def start(self) -> None:
         """Open the repository and load the start-up models in the background."""
         settings = self.settings
+        if settings.torch_threads:
+            torch.set_num_threads(settings.torch_threads)
         if settings.model_repository is None:
             await asyncio.get_running_loop().run_in_executor(
                 None, build_demo_repository, settings.demo_repository)
