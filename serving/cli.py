@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
+import sys
 import tempfile
 from pathlib import Path
 from typing import Annotated
@@ -56,6 +58,9 @@ def serve(
     if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         multiproc = tempfile.mkdtemp(prefix="aiinfra-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc
+    # uvicorn drains on SIGTERM, then restores the handler it found and raises the signal
+    # again; with the default handler that would turn a clean drain into death by SIGTERM.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     try:
         uvicorn.run(
             "serving.app:create_app", factory=True, host=settings.host, port=settings.port,

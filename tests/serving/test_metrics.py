@@ -1,0 +1,165 @@
+"""The Prometheus metrics after a known sequence of requests have exactly the expected values."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TypeVar
+
+import numpy as np
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.serving.conftest import SCALE_CONFIG, write_model
+
+WAIT_S = 5.0
+T = TypeVar("T")
+ROWS = (1, 3, 1, 3, 1)  # the rows of the sequential successful requests
+
+
+def infer_body(rows: int, width: int = 4, start: float = 0.0) -> dict:
+    data = (np.arange(rows * width, dtype=np.float32) + start).tolist()
+    return {"inputs": [{"name": "x", "datatype": "FP32", "shape": [rows, width], "data": data}]}
+
+
+@pytest.fixture
+def small_queue_repository(tmp_path: Path) -> Path:
+    """The scale model with a queue of two, so that three requests fill it."""
+    root = tmp_path / "small-queue"
+    write_model(root, "scale", {**SCALE_CONFIG, "max_queue_size": 2})
+    return root
+
+
+def with_full_queue(client, monkeypatch, probe: Callable[[], T]) -> T:
+    """Block the model's only instance, queue two requests behind it, and call ``probe``.
+
+    The three held requests must all succeed once the instance is released.
+    """
+    batcher = client.app.state.runtime.registry.loaded("scale").batcher(None)
+    backend = batcher._instances[0]
+    gate, entered = threading.Event(), threading.Event()
+    forward = backend.forward
+
+    def gated_forward(arrays):
+        entered.set()
+        assert gate.wait(WAIT_S), "test gate never opened"
+        return forward(arrays)
+
+    monkeypatch.setattr(backend, "forward", gated_forward)
+    with ThreadPoolExecutor(3) as pool:
+        try:
+            held = [pool.submit(client.post, "/v2/models/scale/infer", json=infer_body(1))]
+            assert entered.wait(WAIT_S), "the first request never reached the backend"
+            held += [pool.submit(client.post, "/v2/models/scale/infer", json=infer_body(1))
+                     for _ in range(2)]
+            deadline = time.monotonic() + WAIT_S
+            while batcher.queue_depth != 2:
+                assert time.monotonic() < deadline, "two requests never queued"
+                time.sleep(0.002)
+            result = probe()
+        finally:
+            gate.set()
+        for future in held:
+            response = future.result(WAIT_S)
+            assert response.status_code == 200, response.text
+    return result
+
+
+def test_metrics_count_every_request_batch_and_rejection(make_client, small_queue_repository,
+                                                         monkeypatch) -> None:
+    client = make_client(small_queue_repository)
+    runtime = client.app.state.runtime
+    registry = runtime.metrics.registry
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    def scale(name: str, **labels: str) -> float | None:
+        return value(name, model="scale", **labels)
+
+    # k sequential successes, some carrying 3 rows: each runs as its own batch.
+    for i, rows in enumerate(ROWS):
+        response = client.post("/v2/models/scale/infer", json=infer_body(rows, start=i))
+        assert response.status_code == 200, response.text
+
+    # One invalid request (wrong shape) and one for a model that does not exist.
+    response = client.post("/v2/models/scale/infer", json=infer_body(1, width=3))
+    assert response.status_code == 400, response.text
+    response = client.post("/v2/models/nope/infer", json=infer_body(1))
+    assert response.status_code == 404, response.text
+
+    # Fill the queue: block the only instance, queue two more, and the next is refused.
+    def while_full():
+        assert scale("aiinfra_queue_depth") == 2
+        assert scale("aiinfra_inflight_requests") == 3
+        return client.post("/v2/models/scale/infer", json=infer_body(1))
+
+    refused = with_full_queue(client, monkeypatch, while_full)
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["retry-after"] == "1"
+
+    successes = len(ROWS) + 3
+    samples = sum(ROWS) + 3
+    executions = len(ROWS) + 2  # the two queued requests ran as one batch
+    scale_ = {"model": "scale"}
+    expected = [
+        ("aiinfra_inference_requests_total", {**scale_, "outcome": "success"}, successes),
+        ("aiinfra_inference_requests_total", {**scale_, "outcome": "failure"}, 2),
+        ("aiinfra_inference_requests_total", {"model": "", "outcome": "failure"}, 1),
+        ("aiinfra_inferences_total", scale_, samples),
+        ("aiinfra_executions_total", scale_, executions),
+        ("aiinfra_batch_size_count", scale_, executions),
+        ("aiinfra_batch_size_sum", scale_, samples),
+        ("aiinfra_batch_size_bucket", {**scale_, "le": "2.0"}, executions - 2),  # two of 3 rows
+        ("aiinfra_request_duration_seconds_count", scale_, successes),
+        ("aiinfra_queue_duration_seconds_count", scale_, successes),
+        ("aiinfra_compute_duration_seconds_count", scale_, executions),
+        ("aiinfra_rejections_total", {**scale_, "reason": "invalid"}, 1),
+        ("aiinfra_rejections_total", {**scale_, "reason": "queue_full"}, 1),
+        ("aiinfra_rejections_total", {**scale_, "reason": "timeout"}, 0),
+        ("aiinfra_rejections_total", {"model": "", "reason": "not_found"}, 1),
+        ("aiinfra_model_load_duration_seconds_count", scale_, 1),
+        ("aiinfra_queue_depth", scale_, 0),
+        ("aiinfra_inflight_requests", scale_, 0),
+        ("aiinfra_models_loaded", {}, 1),
+    ]
+    actual = [(name, labels, value(name, **labels)) for name, labels, _ in expected]
+    assert actual == expected
+    assert scale("aiinfra_model_load_duration_seconds_sum") > 0
+    assert value("aiinfra_rejections_total", model="scale", reason="not_found") is None
+
+    # GET /metrics serves the same values as Prometheus text.
+    response = client.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    scraped = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(response.text)
+               for s in family.samples}
+    for name, labels, count in expected:
+        assert scraped.get((name, tuple(sorted(labels.items())))) == count, (name, labels)
+    for name in ("aiinfra_inference_requests_total", "aiinfra_inferences_total",
+                 "aiinfra_executions_total", "aiinfra_rejections_total",
+                 "aiinfra_batch_size_bucket", "aiinfra_request_duration_seconds_bucket",
+                 "aiinfra_queue_duration_seconds_bucket",
+                 "aiinfra_compute_duration_seconds_bucket", "aiinfra_queue_depth",
+                 "aiinfra_inflight_requests", "aiinfra_model_load_duration_seconds_count"):
+        assert f"\n{name}{{" in response.text, name
+
+
+def test_overload_status_and_retry_after_come_from_settings(make_client, small_queue_repository,
+                                                            monkeypatch) -> None:
+    client = make_client(small_queue_repository, overload_status=429, retry_after_s=3)
+
+    refused = with_full_queue(
+        client, monkeypatch,
+        lambda: client.post("/v2/models/scale/infer", json=infer_body(1)))
+
+    assert refused.status_code == 429, refused.text
+    assert refused.headers["retry-after"] == "3"
+    assert "queue is full" in refused.json()["error"]
+    registry = client.app.state.runtime.metrics.registry
+    assert registry.get_sample_value(
+        "aiinfra_rejections_total", {"model": "scale", "reason": "queue_full"}) == 1
