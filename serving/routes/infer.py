@@ -85,11 +85,12 @@ class InferFastPath:
         return self.app.state
 
     async def __call__(self, scope, receive, send) -> None:
-        if scope["type"] != "http" or scope["method"] != "POST":
-            return await self.app(scope, receive, send)
-        match = INFER_PATH.fullmatch(scope["path"])
+        match = INFER_PATH.fullmatch(scope["path"]) if scope["type"] == "http" else None
         if match is None:
             return await self.app(scope, receive, send)
+        if scope["method"] != "POST":
+            return await _send(send, 405, {"content-type": "application/json", "allow": "POST"},
+                               b'{"error":"infer takes POST"}')
         declared = header_length = None
         for name, value in scope["headers"]:
             if name == b"content-length":
@@ -109,7 +110,11 @@ class InferFastPath:
             log.exception("infer failed", extra={"model": match[1]})
             status, headers = 500, {"content-type": "application/json"}
             content = b'{"error":"internal error; see the server log"}'
-        raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
-        raw_headers.append((b"content-length", str(len(content)).encode()))
-        await send({"type": "http.response.start", "status": status, "headers": raw_headers})
-        await send({"type": "http.response.body", "body": content})
+        await _send(send, status, headers, content)
+
+
+async def _send(send, status: int, headers: dict[str, str], content: bytes) -> None:
+    raw_headers = [(k.encode("latin-1"), v.encode("latin-1")) for k, v in headers.items()]
+    raw_headers.append((b"content-length", str(len(content)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": raw_headers})
+    await send({"type": "http.response.body", "body": content})
