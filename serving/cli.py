@@ -85,18 +85,19 @@ def bench(
     batch: Annotated[int, typer.Option(min=1, help="Rows per request")] = 1,
     compare: Annotated[bool, typer.Option(
         "--compare", help="Side by side: in-process ceiling, naive server, aiinfra")] = False,
+    repeat: Annotated[int, typer.Option(min=1, help="--compare runs; medians reported")] = 1,
     output: Annotated[Path | None, typer.Option(help="Write the result as JSON here")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
 ) -> None:
     """Drive a server with bounded load and report req/s, latency percentiles and errors."""
     from serving.bench import report  # noqa: PLC0415
-    from serving.bench.compare import run_compare  # noqa: PLC0415
+    from serving.bench.compare import run_repeated  # noqa: PLC0415
     from serving.bench.loadgen import run_against  # noqa: PLC0415
 
     if payload not in ("json", "binary"):
         raise typer.BadParameter("--payload must be json or binary")
     if compare:
-        result = run_compare(model=model, concurrency=concurrency, payload=payload,
+        result = run_repeated(repeat, model=model, concurrency=concurrency, payload=payload,
                              duration_s=duration, warmup_s=warmup, batch=batch)
     else:
         result = run_against(url, model=model, concurrency=concurrency, payload=payload,

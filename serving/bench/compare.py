@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import platform
 import socket
+import statistics
 import subprocess
 import sys
 import time
@@ -22,8 +23,18 @@ from serving.repository import ModelRepository
 from serving.settings import Settings
 
 
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
 def machine() -> dict:
-    return {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+    return {"cpu": _cpu_name(), "cores": os.cpu_count(),
             "python": platform.python_version(), "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
             "gpu": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
@@ -113,4 +124,25 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
                             if naive["p99_ms"] else None}
     result.setdefault("ratios", {})["served_vs_ceiling"] = (
         served["inferences_per_s"] / result["ceiling"]["inferences_per_s"])
+    return result
+
+
+def run_repeated(repeat: int, **options) -> dict:
+    """``run_compare`` ``repeat`` times; the headline figures are the medians of the runs."""
+    runs = [run_compare(**options) for _ in range(repeat)]
+    if repeat == 1:
+        return runs[0]
+    result = {key: value for key, value in runs[0].items()
+              if key not in ("ceiling", "naive", "aiinfra", "ratios")}
+    for section in ("ceiling", "naive", "aiinfra", "ratios"):
+        if section not in runs[0]:
+            continue
+        merged = dict(runs[0][section])
+        for key, value in merged.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                values = [run[section][key] for run in runs if run[section][key] is not None]
+                merged[key] = sum(values) if key == "errors_total" else statistics.median(values)
+        result[section] = merged
+    result["repeat"] = repeat
+    result["runs"] = runs
     return result

@@ -23,8 +23,9 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
         print(json.dumps(result, indent=2))
         return
     console = Console()
+    runs = f" · median of {result['repeat']} runs" if result.get("repeat", 1) > 1 else ""
     table = Table(title=f"{result['model']} · {result['payload']} · concurrency "
-                        f"{result['concurrency']} · {result.get('batch', 1)} row(s)/request")
+                        f"{result['concurrency']} · {result.get('batch', 1)} row(s)/request{runs}")
     for column in ("run", "req/s", "inferences/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
         table.add_column(column, justify="right" if column != "run" else "left")
     if "ceiling" in result:
