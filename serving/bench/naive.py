@@ -51,6 +51,8 @@ def create_naive_app(repository: Path, model_name: str) -> FastAPI:
         x = torch.tensor(tensor.data, dtype=torch.float32).reshape(tensor.shape)
         with torch.no_grad():
             y = module(x)
+        if isinstance(y, tuple | list):  # a multi-output model: the first output only
+            y = y[0]
         return {"model_name": name, "id": body.id,
                 "outputs": [{"name": config.outputs[0].name, "datatype": "FP32",
                              "shape": list(y.shape), "data": y.flatten().tolist()}]}

@@ -1,0 +1,123 @@
+"""The benchmark tools: load generator against a real server, the naive server, reports, CLI."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from fastapi.testclient import TestClient
+from prometheus_client import CollectorRegistry
+
+from serving.bench import report
+from serving.bench.compare import in_process_ceiling
+from serving.bench.loadgen import run_against, summarize
+from serving.bench.naive import create_naive_app
+from serving.bench.payloads import build_body
+from serving.metrics import GpuCollector
+from serving.protocol import decode_request
+
+
+def test_summarize_percentiles() -> None:
+    result = summarize([0.001 * i for i in range(1, 101)], 2.0, {200: 100}, 0, batch=4)
+    assert result["requests"] == 100
+    assert result["rps"] == 50.0
+    assert result["inferences_per_s"] == 200.0
+    assert result["p50_ms"] == pytest.approx(50.5)
+    assert result["p99_ms"] == pytest.approx(99.01)
+
+
+@pytest.mark.parametrize("payload", ["json", "binary"])
+def test_payloads_decode_as_the_server_reads_them(payload: str) -> None:
+    metadata = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]}
+    body, headers = build_body(metadata, 3, payload)
+    request = decode_request(body, headers.get("Inference-Header-Content-Length"))
+    assert request.inputs[0].shape == (3, 4)
+    assert request.binary_output is (payload == "binary")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("payload", ["json", "binary"])
+def test_load_generator_against_a_real_server(scale_repository: Path, start_server,
+                                              payload: str) -> None:
+    server = start_server(scale_repository)
+    result = run_against(server.url, model="scale", concurrency=4, payload=payload,
+                         duration_s=1.0, warmup_s=0.2, batch=2)
+    assert result["errors_total"] == 0
+    assert result["requests"] > 10
+    assert result["statuses"] == {"200": result["requests"]}
+    assert result["inferences_per_s"] == pytest.approx(2 * result["rps"])
+    assert 0 < result["p50_ms"] <= result["p95_ms"] <= result["p99_ms"]
+
+
+def test_naive_server_answers_v2_json(scale_repository: Path) -> None:
+    client = TestClient(create_naive_app(scale_repository, "scale"))
+    x = np.arange(8, dtype=np.float32).reshape(2, 4)
+    response = client.post("/v2/models/scale/infer", json={"inputs": [
+        {"name": "x", "datatype": "FP32", "shape": [2, 4], "data": x.ravel().tolist()}]})
+    assert response.status_code == 200
+    output = response.json()["outputs"][0]
+    np.testing.assert_array_equal(np.reshape(output["data"], output["shape"]), x * 2)
+    assert client.get("/v2/models/scale").json()["inputs"][0]["shape"] == [-1, 4]
+
+
+def test_in_process_ceiling_counts_rows(scale_repository: Path, tmp_path: Path) -> None:
+    result = in_process_ceiling(scale_repository, "scale", 8, 0.2, tmp_path)
+    assert result["batch"] == 8
+    assert result["batches"] > 0
+    assert result["inferences_per_s"] == pytest.approx(
+        result["batches"] * 8 / result["seconds"], rel=0.01)
+
+
+def test_report_writes_json_and_prints_a_table(tmp_path: Path, capsys) -> None:
+    run = summarize([0.01, 0.02], 1.0, {200: 2}, 0, batch=1)
+    result = {"model": "mlp", "payload": "json", "concurrency": 2, "batch": 1,
+              "ceiling": {"batch": 2, "inferences_per_s": 10.0}, "naive": run, "aiinfra": run,
+              "ratios": {"rps_vs_naive": 1.0}}
+    report.emit(result, fmt="table", output=tmp_path / "out.json")
+    printed = capsys.readouterr().out
+    assert "naive" in printed
+    assert "rps_vs_naive: 1.00" in printed
+    assert json.loads((tmp_path / "out.json").read_text())["naive"]["requests"] == 2
+
+
+def test_gpu_collector_reads_nvml() -> None:
+    class FakeNvml:
+        @staticmethod
+        def nvmlDeviceGetCount() -> int:
+            return 1
+
+        @staticmethod
+        def nvmlDeviceGetHandleByIndex(index: int) -> str:
+            return f"gpu{index}"
+
+        @staticmethod
+        def nvmlDeviceGetMemoryInfo(handle: str):
+            return type("Memory", (), {"used": 3 << 30, "total": 80 << 30})()
+
+        @staticmethod
+        def nvmlDeviceGetUtilizationRates(handle: str):
+            return type("Rates", (), {"gpu": 75})()
+
+    registry = CollectorRegistry()
+    registry.register(GpuCollector(FakeNvml))
+    assert registry.get_sample_value("aiinfra_gpu_memory_used_bytes", {"gpu": "0"}) == 3 << 30
+    assert registry.get_sample_value("aiinfra_gpu_memory_total_bytes", {"gpu": "0"}) == 80 << 30
+    assert registry.get_sample_value("aiinfra_gpu_utilization_ratio", {"gpu": "0"}) == 0.75
+
+
+def test_cli_lists_commands_and_refuses_bad_settings(tmp_path: Path) -> None:
+    help_text = subprocess.run([sys.executable, "-m", "serving.cli", "--help"],
+                               capture_output=True, text=True, check=True).stdout
+    assert "serve" in help_text
+    assert "bench" in help_text
+    refused = subprocess.run(
+        [sys.executable, "-m", "serving.cli", "serve", "--repository", str(tmp_path)],
+        capture_output=True, text=True, timeout=60,
+        env={"PATH": "/usr/bin:/bin", "AIINFRA_REPOSITORY_CONTROL": "true",
+             "AIINFRA_CONTROL_TOKEN": "short"})
+    assert refused.returncode == 2
+    assert "AIINFRA_CONTROL_TOKEN of at least 16 characters" in refused.stderr
