@@ -23,10 +23,16 @@ log = logging.getLogger(__name__)
 
 
 def profile(config: ModelConfig) -> tuple[int, int, int]:
-    """The (min, opt, max) batch sizes of the optimisation profile."""
+    """The (min, opt, max) batch sizes of the optimisation profile.
+
+    ``opt`` is at least 2 whenever the range allows: export specialises a dimension traced
+    at size 1, and torch-tensorrt rejects ``opt == min`` on dynamic dimensions.
+    """
     top = max(config.max_batch_size, 1)
-    opt = config.tensorrt.opt_batch_size or max(1, top // 2)
-    return 1, opt, top
+    if top == 1:
+        return 1, 1, 1
+    opt = config.tensorrt.opt_batch_size or top // 2
+    return 1, min(max(opt, 2), top), top
 
 
 def engine_key(config: ModelConfig, artifact: Path, trt_version: str, gpu: str) -> str:
@@ -78,11 +84,13 @@ class TensorRTBackend(Backend):
             inputs.append(trt.Input(min_shape=(low, *dims), opt_shape=(opt, *dims),
                                     max_shape=(high, *dims), dtype=dtype))
             examples.append(torch.zeros((opt, *dims), dtype=dtype, device=device))
+        # Re-export on the GPU (and in FP16: torch-tensorrt ≥ 2.13 is strongly typed, so
+        # precision follows the graph's dtypes) with the batch range as a dynamic dimension.
+        module = program.module().to(device)
         if half:
-            # torch-tensorrt ≥ 2.13 is strongly typed: precision follows the graph's dtypes.
-            module = program.module().to(device).half()
-            program = torch.export.export(module, tuple(examples),
-                                          dynamic_shapes=_dynamic(config, low, high))
+            module = module.half()
+        dynamic = _dynamic(config, low, high) if high > 1 else None
+        program = torch.export.export(module, tuple(examples), dynamic_shapes=dynamic)
         options = {
             "arg_inputs": inputs,
             "workspace_size": config.tensorrt.workspace_mib << 20,
@@ -90,14 +98,13 @@ class TensorRTBackend(Backend):
             "reuse_cached_engines": True,
             "engine_cache_dir": str(path.parent / "fragments"),
         }
-        if half and _version(trt.__version__) < (2, 13):
-            options["enabled_precisions"] = {torch.float16}
         log.info("building tensorrt engine",
                  extra={"model": config.name, "profile": [low, opt, high]})
         module = trt.dynamo.compile(program, **options)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
-        trt.save(module, str(partial), arg_inputs=examples)
+        # Input objects (not example tensors) keep the min/opt/max batch range in the file.
+        trt.save(module, str(partial), arg_inputs=inputs)
         partial.replace(path)
         return module
 
@@ -105,9 +112,3 @@ class TensorRTBackend(Backend):
 def _dynamic(config: ModelConfig, low: int, high: int):
     batch = torch.export.Dim("batch", min=low, max=high)
     return tuple({0: batch} for _ in config.inputs)
-
-
-def _version(text: str) -> tuple[int, int]:
-    major, minor, *_ = (int("".join(c for c in part if c.isdigit()) or 0)
-                        for part in text.split("."))
-    return major, minor

@@ -126,6 +126,8 @@ def test_int8_refuses_torchscript(tmp_path: Path) -> None:
 def test_tensorrt_profile_and_engine_key(scale_repository: Path) -> None:
     config = _config(scale_repository, "scale")
     assert profile(config) == (1, 4, 8)
+    assert profile(config.model_copy(update={"max_batch_size": 1})) == (1, 1, 1)
+    assert profile(config.model_copy(update={"max_batch_size": 3})) == (1, 2, 3)
     tuned = config.model_copy(update={"tensorrt": TensorRTConfig(opt_batch_size=2)})
     assert profile(tuned) == (1, 2, 8)
     artifact = _artifact(scale_repository, "scale")
