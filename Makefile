@@ -5,18 +5,21 @@ PY := $(VENV)/bin/python
 # torch is installed first at an exact version: a bare `torch` would pull a multi-GB CUDA build.
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: run test lint bench install clean
+.PHONY: run serve test lint bench install clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet -e '.[dev]'
+	$(PY) -m pip install --quiet -e '.[dev,infra]'
 	touch $@
 
 install: $(VENV)/.installed
 
-run: install ## serve the demo repository on http://127.0.0.1:8000
+run: install ## the dev stack's offline preview: the resource graph, no cloud needed
+	$(VENV)/bin/aiinfra preview dev
+
+serve: install ## serve the demo repository on http://127.0.0.1:8000
 	$(VENV)/bin/aiinfra serve
 
 test: install ## lint, then the whole test suite

@@ -107,6 +107,36 @@ def bench(
         raise typer.Exit(1)
 
 
+@app.command()
+def preview(
+    stack: Annotated[str, typer.Argument(help="dev, staging or prod")] = "dev",
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    manifests: Annotated[Path | None, typer.Option(
+        help="Write every Kubernetes object as YAML into this folder")] = None,
+    project_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding Pulumi.yaml (default: here)")] = None,
+) -> None:
+    """Render a stack offline (Pulumi mocks, no cloud) and print its resource graph."""
+    from infra.config import ConfigError  # noqa: PLC0415 - needs the infra extra
+    from infra.preview import print_json, print_table, write_manifests  # noqa: PLC0415
+    from infra.render import render  # noqa: PLC0415
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("--format must be table or json")
+    try:
+        graph = render(stack, project_dir)
+    except (ConfigError, FileNotFoundError) as exc:
+        typer.secho(str(exc), err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+    if manifests is not None:
+        written = write_manifests(graph, manifests)
+        typer.echo(f"wrote {len(written)} manifests to {manifests}", err=True)
+    if fmt == "json":
+        print_json(graph)
+    else:
+        print_table(graph)
+
+
 def main() -> None:  # pragma: no cover - console entry point
     app()
 

@@ -1,0 +1,1 @@
+"""One ComponentResource per concern; each validates its args before making children."""

@@ -1,0 +1,122 @@
+"""EKS: control plane with KMS secrets encryption and logging, OIDC for IRSA, core add-ons."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.components.base import child
+
+CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
+ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent")
+
+
+def assume_role_policy(service: str) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": [{
+        "Effect": "Allow", "Principal": {"Service": service}, "Action": "sts:AssumeRole"}]})
+
+
+@dataclass(frozen=True)
+class ClusterArgs:
+    name: str
+    version: str
+    subnet_ids: list[pulumi.Input[str]]
+    vpc_id: pulumi.Input[str]
+    public_access: bool
+    public_access_cidrs: list[str]
+    tags: dict[str, str]
+
+
+class Cluster(pulumi.ComponentResource):
+    def __init__(self, args: ClusterArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aiinfra:cluster:Cluster", f"{args.name}-cluster", None, opts)
+        tags = args.tags
+        self.name = args.name
+        role = aws.iam.Role(f"{args.name}-control-plane",
+                            assume_role_policy=assume_role_policy("eks.amazonaws.com"),
+                            tags=tags, opts=child(self))
+        aws.iam.RolePolicyAttachment(
+            f"{args.name}-control-plane", role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", opts=child(self))
+        self.kms_key = aws.kms.Key(f"{args.name}-secrets",
+                                   description=f"EKS secrets encryption for {args.name}",
+                                   enable_key_rotation=True, deletion_window_in_days=30,
+                                   tags=tags, opts=child(self))
+        self.log_group = aws.cloudwatch.LogGroup(
+            f"{args.name}-control-plane-logs", name=f"/aws/eks/{args.name}/cluster",
+            retention_in_days=30, tags=tags, opts=child(self))
+        self.cluster = aws.eks.Cluster(
+            args.name, name=args.name, version=args.version, role_arn=role.arn,
+            vpc_config=aws.eks.ClusterVpcConfigArgs(
+                subnet_ids=args.subnet_ids, endpoint_private_access=True,
+                endpoint_public_access=args.public_access,
+                public_access_cidrs=args.public_access_cidrs if args.public_access else None),
+            enabled_cluster_log_types=CONTROL_PLANE_LOGS,
+            encryption_config=aws.eks.ClusterEncryptionConfigArgs(
+                resources=["secrets"],
+                provider=aws.eks.ClusterEncryptionConfigProviderArgs(
+                    key_arn=self.kms_key.arn)),
+            access_config=aws.eks.ClusterAccessConfigArgs(
+                authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True),
+            tags=tags, opts=child(self, depends_on=[self.log_group]))
+        issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
+        self.oidc_provider = aws.iam.OpenIdConnectProvider(
+            f"{args.name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"],
+            tags=tags, opts=child(self))
+        self.oidc_issuer = issuer
+        self.node_role = aws.iam.Role(f"{args.name}-nodes",
+                                      assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
+                                      tags=tags, opts=child(self))
+        for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
+                       "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore"):
+            aws.iam.RolePolicyAttachment(f"{args.name}-nodes-{policy}", role=self.node_role.name,
+                                         policy_arn=f"arn:aws:iam::aws:policy/{policy}",
+                                         opts=child(self))
+        for addon in ADDONS:
+            aws.eks.Addon(f"{args.name}-{addon}", cluster_name=self.cluster.name,
+                          addon_name=addon, resolve_conflicts_on_update="OVERWRITE",
+                          tags=tags, opts=child(self))
+        self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
+            self.cluster.name, self.cluster.endpoint,
+            self.cluster.certificate_authority.data).apply(lambda v: kubeconfig(*v)))
+        self.provider = k8s.Provider(f"{args.name}-k8s", kubeconfig=self.kubeconfig,
+                                     enable_server_side_apply=True, opts=child(self))
+        self.register_outputs({"clusterName": self.cluster.name,
+                               "kubeconfig": self.kubeconfig})
+
+    def irsa_role(self, name: str, namespace: str, service_account: str,
+                  policy: dict | None = None, managed: list[str] | None = None,
+                  parent: pulumi.Resource | None = None) -> aws.iam.Role:
+        """An IAM role only ``namespace/service_account`` can assume (IRSA)."""
+        owner = parent or self
+        trust = pulumi.Output.all(self.oidc_provider.arn, self.oidc_issuer).apply(
+            lambda v: json.dumps({"Version": "2012-10-17", "Statement": [{
+                "Effect": "Allow", "Principal": {"Federated": v[0]},
+                "Action": "sts:AssumeRoleWithWebIdentity",
+                "Condition": {"StringEquals": {
+                    f"{v[1].removeprefix('https://')}:sub":
+                        f"system:serviceaccount:{namespace}:{service_account}",
+                    f"{v[1].removeprefix('https://')}:aud": "sts.amazonaws.com"}}}]}))
+        role = aws.iam.Role(name, assume_role_policy=trust, opts=child(owner))
+        if policy is not None:
+            aws.iam.RolePolicy(name, role=role.id, policy=json.dumps(policy), opts=child(owner))
+        for arn in managed or []:
+            aws.iam.RolePolicyAttachment(f"{name}-{arn.rsplit('/', 1)[-1]}", role=role.name,
+                                         policy_arn=arn, opts=child(owner))
+        return role
+
+
+def kubeconfig(name: str, endpoint: str, ca_data: str) -> str:
+    return json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": name,
+        "clusters": [{"name": name, "cluster": {"server": endpoint,
+                                                "certificate-authority-data": ca_data}}],
+        "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
+        "users": [{"name": name, "user": {"exec": {
+            "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
+            "args": ["eks", "get-token", "--cluster-name", name]}}}],
+    })

@@ -1,0 +1,134 @@
+"""kube-prometheus-stack, prometheus-adapter (queue depth for the HPA), alert rules, dashboard."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+from infra.components.base import k8s_child
+from infra.config import Monitoring as MonitoringConfig
+
+KUBE_PROMETHEUS_STACK_CHART = "75.15.1"
+PROMETHEUS_ADAPTER_CHART = "4.14.1"
+NAMESPACE = "monitoring"
+QUEUE_DEPTH = "aiinfra_queue_depth"
+
+ALERTS = [
+    {"alert": "AiinfraLatencySLO",
+     "expr": "histogram_quantile(0.95, sum by (le, model) (rate("
+             "aiinfra_request_duration_seconds_bucket[5m]))) > 0.5",
+     "for": "10m", "labels": {"severity": "warning"},
+     "annotations": {"summary": "p95 inference latency of {{ $labels.model }} over 500 ms"}},
+    {"alert": "AiinfraErrorRate",
+     "expr": 'sum by (model) (rate(aiinfra_inference_requests_total{outcome="failure"}[5m]))'
+             " / sum by (model) (rate(aiinfra_inference_requests_total[5m])) > 0.01",
+     "for": "5m", "labels": {"severity": "critical"},
+     "annotations": {"summary": "over 1% of {{ $labels.model }} requests fail"}},
+    {"alert": "AiinfraQueueSaturated",
+     "expr": 'sum by (model) (rate(aiinfra_rejections_total{reason="queue_full"}[5m])) > 0',
+     "for": "5m", "labels": {"severity": "warning"},
+     "annotations": {"summary": "{{ $labels.model }} queue is full: requests are refused"}},
+    {"alert": "AiinfraGpuMemoryHigh",
+     "expr": "DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE) > 0.92",
+     "for": "10m", "labels": {"severity": "warning"},
+     "annotations": {"summary": "GPU {{ $labels.gpu }} on {{ $labels.Hostname }} over 92% "
+                                "memory"}},
+]
+
+
+def dashboard() -> dict:
+    """The serving dashboard: traffic, latency, batching, queue and GPU panels."""
+    panels = [
+        ("Requests/s by outcome",
+         "sum by (model, outcome) (rate(aiinfra_inference_requests_total[1m]))"),
+        ("p95 latency", "histogram_quantile(0.95, sum by (le, model) "
+                        "(rate(aiinfra_request_duration_seconds_bucket[5m])))"),
+        ("Queue depth", f"sum by (model) ({QUEUE_DEPTH})"),
+        ("Average batch size",
+         "sum by (model) (rate(aiinfra_inferences_total[5m]))"
+         " / sum by (model) (rate(aiinfra_executions_total[5m]))"),
+        ("Rejections/s by reason", "sum by (model, reason) (rate(aiinfra_rejections_total[5m]))"),
+        ("GPU utilisation", "avg by (Hostname, gpu) (DCGM_FI_DEV_GPU_UTIL)"),
+        ("GPU memory used", "DCGM_FI_DEV_FB_USED"),
+    ]
+    return {
+        "title": "aiinfra serving", "uid": "aiinfra-serving", "schemaVersion": 39,
+        "time": {"from": "now-1h", "to": "now"}, "refresh": "30s",
+        "panels": [{"id": i + 1, "type": "timeseries", "title": title,
+                    "gridPos": {"x": (i % 2) * 12, "y": (i // 2) * 8, "w": 12, "h": 8},
+                    "targets": [{"expr": expr, "refId": "A"}]}
+                   for i, (title, expr) in enumerate(panels)],
+    }
+
+
+@dataclass(frozen=True)
+class MonitoringArgs:
+    name: str
+    config: MonitoringConfig
+    provider: pulumi.ProviderResource
+    depends_on: list[pulumi.Resource]
+
+
+class Monitoring(pulumi.ComponentResource):
+    def __init__(self, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aiinfra:monitoring:Monitoring", args.name, None, opts)
+        provider, config = args.provider, args.config
+        namespace = k8s.core.v1.Namespace(f"{args.name}-namespace",
+                                          metadata={"name": NAMESPACE},
+                                          opts=k8s_child(self, provider))
+        self.stack = k8s.helm.v3.Release(
+            f"{args.name}-kube-prometheus-stack", name="kube-prometheus-stack",
+            namespace=NAMESPACE, chart="kube-prometheus-stack",
+            version=KUBE_PROMETHEUS_STACK_CHART,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(
+                repo="https://prometheus-community.github.io/helm-charts"),
+            values={
+                "prometheus": {"prometheusSpec": {
+                    "retention": f"{config.retention_days}d",
+                    "serviceMonitorSelectorNilUsesHelmValues": False,
+                    "ruleSelectorNilUsesHelmValues": False,
+                    "nodeSelector": {"aiinfra.io/pool": "system"},
+                    "storageSpec": {"volumeClaimTemplate": {"spec": {
+                        "storageClassName": "gp3", "accessModes": ["ReadWriteOnce"],
+                        "resources": {"requests": {"storage": f"{config.storage_gib}Gi"}}}}},
+                }},
+                "grafana": {"enabled": config.grafana,
+                            "sidecar": {"dashboards": {"enabled": True,
+                                                       "label": "grafana_dashboard"}}},
+                "alertmanager": {"enabled": True},
+            },
+            opts=k8s_child(self, provider, depends_on=[namespace, *args.depends_on]))
+        k8s.helm.v3.Release(
+            f"{args.name}-prometheus-adapter", name="prometheus-adapter", namespace=NAMESPACE,
+            chart="prometheus-adapter", version=PROMETHEUS_ADAPTER_CHART,
+            repository_opts=k8s.helm.v3.RepositoryOptsArgs(
+                repo="https://prometheus-community.github.io/helm-charts"),
+            values={
+                "prometheus": {"url": f"http://kube-prometheus-stack-prometheus.{NAMESPACE}.svc",
+                               "port": 9090},
+                "rules": {"default": False, "custom": [{
+                    "seriesQuery": f'{QUEUE_DEPTH}{{namespace!="",pod!=""}}',
+                    "resources": {"overrides": {"namespace": {"resource": "namespace"},
+                                                "pod": {"resource": "pod"}}},
+                    "name": {"matches": QUEUE_DEPTH, "as": QUEUE_DEPTH},
+                    "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
+                }]},
+            },
+            opts=k8s_child(self, provider, depends_on=[self.stack]))
+        k8s.apiextensions.CustomResource(
+            f"{args.name}-serving-rules", api_version="monitoring.coreos.com/v1",
+            kind="PrometheusRule",
+            metadata={"name": "aiinfra-serving", "namespace": NAMESPACE,
+                      "labels": {"release": "kube-prometheus-stack"}},
+            spec={"groups": [{"name": "aiinfra-serving", "rules": ALERTS}]},
+            opts=k8s_child(self, provider, depends_on=[self.stack]))
+        k8s.core.v1.ConfigMap(
+            f"{args.name}-dashboard",
+            metadata={"name": "aiinfra-serving-dashboard", "namespace": NAMESPACE,
+                      "labels": {"grafana_dashboard": "1"}},
+            data={"aiinfra-serving.json": json.dumps(dashboard())},
+            opts=k8s_child(self, provider, depends_on=[namespace]))
+        self.register_outputs({})

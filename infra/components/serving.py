@@ -1,0 +1,266 @@
+"""The serving workload: image registry, model bucket, and the Kubernetes objects that run
+``aiinfra serve`` on the GPU pools (Deployment, Service, HPA on queue depth, PDB, policy)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import pulumi
+import pulumi_aws as aws
+import pulumi_kubernetes as k8s
+
+from infra.components.base import child, k8s_child
+from infra.components.cluster import Cluster
+from infra.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
+from infra.components.monitoring import QUEUE_DEPTH
+from infra.config import Serving as ServingConfig
+
+NAMESPACE = "aiinfra"
+APP = "aiinfra-serving"
+PORT = 8000
+UID = 10001
+AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.50"
+LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "aiinfra"}
+
+
+@dataclass(frozen=True)
+class ServingArgs:
+    name: str
+    cluster: Cluster
+    config: ServingConfig
+    database_url: pulumi.Input[str]
+    redis_url: pulumi.Input[str]
+    production: bool
+    tags: dict[str, str]
+    depends_on: list[pulumi.Resource]
+
+
+def hpa_behavior() -> dict:
+    """The guide's behaviour: scale up at once (double or +4 pods per 15 s), scale down after
+    5 minutes of calm and by at most half per minute."""
+    return {
+        "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
+            {"type": "Percent", "value": 100, "periodSeconds": 15},
+            {"type": "Pods", "value": 4, "periodSeconds": 15}]},
+        "scaleDown": {"stabilizationWindowSeconds": 300, "policies": [
+            {"type": "Percent", "value": 50, "periodSeconds": 60}]},
+    }
+
+
+class ServingWorkload(pulumi.ComponentResource):
+    def __init__(self, args: ServingArgs, opts: pulumi.ResourceOptions | None = None) -> None:
+        super().__init__("aiinfra:serving:Serving", args.name, None, opts)
+        config, tags, cluster = args.config, args.tags, args.cluster
+        provider = cluster.provider
+        self.repository = aws.ecr.Repository(
+            f"{args.name}-image", name=f"{args.name}", image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
+                scan_on_push=True),
+            encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(
+                encryption_type="KMS")],
+            force_delete=not args.production, tags=tags, opts=child(self))
+        aws.ecr.LifecyclePolicy(
+            f"{args.name}-image", repository=self.repository.name,
+            policy=json.dumps({"rules": [{
+                "rulePriority": 1, "description": "keep the newest 30 images",
+                "selection": {"tagStatus": "any", "countType": "imageCountMoreThan",
+                              "countNumber": 30},
+                "action": {"type": "expire"}}]}),
+            opts=child(self))
+        self.bucket = self._model_bucket(args)
+        self.image = self.repository.repository_url.apply(lambda url: f"{url}:{config.image_tag}")
+        role = cluster.irsa_role(
+            f"{args.name}-models-reader", NAMESPACE, APP,
+            policy=None, parent=self)
+        aws.iam.RolePolicy(
+            f"{args.name}-models-reader", role=role.id,
+            policy=self.bucket.arn.apply(lambda arn: json.dumps({
+                "Version": "2012-10-17", "Statement": [
+                    {"Effect": "Allow", "Action": ["s3:ListBucket"], "Resource": arn},
+                    {"Effect": "Allow", "Action": ["s3:GetObject"], "Resource": f"{arn}/*"}]})),
+            opts=child(self))
+
+        k8s_opts = k8s_child(self, provider, depends_on=args.depends_on)
+        namespace = k8s.core.v1.Namespace(
+            f"{args.name}-namespace", metadata={"name": NAMESPACE, "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted", **LABELS}},
+            opts=k8s_opts)
+        ns = namespace.metadata["name"]
+        k8s.core.v1.ServiceAccount(
+            f"{args.name}-sa", metadata={"name": APP, "namespace": ns, "labels": LABELS,
+                                         "annotations": {"eks.amazonaws.com/role-arn": role.arn}},
+            automount_service_account_token=False, opts=k8s_opts)
+        secret = k8s.core.v1.Secret(
+            f"{args.name}-stores", metadata={"name": f"{APP}-stores", "namespace": ns,
+                                             "labels": LABELS},
+            string_data={"AIINFRA_DATABASE_URL": args.database_url,
+                         "AIINFRA_REDIS_URL": args.redis_url},
+            opts=k8s_opts)
+        self.deployment = k8s.apps.v1.Deployment(
+            f"{args.name}-deployment",
+            metadata={"name": APP, "namespace": ns, "labels": LABELS},
+            spec=self._deployment_spec(config, self.image, self.bucket.bucket, secret),
+            opts=k8s_opts)
+        k8s.core.v1.Service(
+            f"{args.name}-service",
+            metadata={"name": APP, "namespace": ns, "labels": LABELS},
+            spec={"type": "ClusterIP", "selector": LABELS,
+                  "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]},
+            opts=k8s_opts)
+        k8s.autoscaling.v2.HorizontalPodAutoscaler(
+            f"{args.name}-hpa", metadata={"name": APP, "namespace": ns, "labels": LABELS},
+            spec={
+                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
+                "minReplicas": config.min_replicas, "maxReplicas": config.max_replicas,
+                "metrics": [
+                    {"type": "Pods", "pods": {
+                        "metric": {"name": QUEUE_DEPTH},
+                        "target": {"type": "AverageValue",
+                                   "averageValue": str(config.queue_depth_target)}}},
+                    {"type": "Resource", "resource": {"name": "cpu", "target": {
+                        "type": "Utilization",
+                        "averageUtilization": config.cpu_target_percent}}}],
+                "behavior": hpa_behavior(),
+            },
+            opts=k8s_opts)
+        k8s.policy.v1.PodDisruptionBudget(
+            f"{args.name}-pdb", metadata={"name": APP, "namespace": ns, "labels": LABELS},
+            spec={"maxUnavailable": 1, "selector": {"matchLabels": LABELS}},
+            opts=k8s_opts)
+        k8s.apiextensions.CustomResource(
+            f"{args.name}-service-monitor", api_version="monitoring.coreos.com/v1",
+            kind="ServiceMonitor",
+            metadata={"name": APP, "namespace": ns,
+                      "labels": {**LABELS, "release": "kube-prometheus-stack"}},
+            spec={"selector": {"matchLabels": LABELS},
+                  "endpoints": [{"port": "http", "path": "/metrics", "interval": "15s"}]},
+            opts=k8s_opts)
+        k8s.networking.v1.NetworkPolicy(
+            f"{args.name}-network-policy",
+            metadata={"name": APP, "namespace": ns, "labels": LABELS},
+            spec=self._network_policy(),
+            opts=k8s_opts)
+        self.url = pulumi.Output.concat("http://", APP, ".", NAMESPACE, ".svc.cluster.local:",
+                                        str(PORT))
+        self.register_outputs({"image": self.image, "url": self.url})
+
+    def _model_bucket(self, args: ServingArgs) -> aws.s3.Bucket:
+        bucket = aws.s3.Bucket(f"{args.name}-models", force_destroy=not args.production,
+                               tags=args.tags, opts=child(self))
+        aws.s3.BucketVersioning(
+            f"{args.name}-models", bucket=bucket.id,
+            versioning_configuration=aws.s3.BucketVersioningVersioningConfigurationArgs(
+                status="Enabled"), opts=child(self))
+        aws.s3.BucketServerSideEncryptionConfiguration(
+            f"{args.name}-models", bucket=bucket.id,
+            rules=[aws.s3.BucketServerSideEncryptionConfigurationRuleArgs(
+                apply_server_side_encryption_by_default=(
+                    aws.s3.BucketServerSideEncryptionConfigurationRuleApplyServerSideEncryptionByDefaultArgs(
+                        sse_algorithm="aws:kms")),
+                bucket_key_enabled=True)],
+            opts=child(self))
+        aws.s3.BucketPublicAccessBlock(
+            f"{args.name}-models", bucket=bucket.id, block_public_acls=True,
+            block_public_policy=True, ignore_public_acls=True, restrict_public_buckets=True,
+            opts=child(self))
+        aws.s3.BucketOwnershipControls(
+            f"{args.name}-models", bucket=bucket.id,
+            rule=aws.s3.BucketOwnershipControlsRuleArgs(object_ownership="BucketOwnerEnforced"),
+            opts=child(self))
+        return bucket
+
+    @staticmethod
+    def _deployment_spec(config: ServingConfig, image, bucket, secret) -> dict:
+        security = {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
+                    "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+                    "capabilities": {"drop": ["ALL"]},
+                    "seccompProfile": {"type": "RuntimeDefault"}}
+        gpus = str(config.gpus_per_pod)
+        return {
+            "replicas": config.min_replicas,
+            "selector": {"matchLabels": LABELS},
+            "strategy": {"type": "RollingUpdate",
+                         "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
+            "template": {
+                "metadata": {"labels": LABELS},
+                "spec": {
+                    "serviceAccountName": APP,
+                    "automountServiceAccountToken": False,
+                    "securityContext": {"runAsNonRoot": True, "runAsUser": UID,
+                                        "runAsGroup": UID, "fsGroup": UID,
+                                        "seccompProfile": {"type": "RuntimeDefault"}},
+                    "terminationGracePeriodSeconds": config.grace_period_s + 15,
+                    "nodeSelector": {"nvidia.com/gpu.present": "true"},
+                    "tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists",
+                                     "effect": "NoSchedule"}],
+                    "topologySpreadConstraints": [
+                        {"maxSkew": 1, "topologyKey": "topology.kubernetes.io/zone",
+                         "whenUnsatisfiable": "ScheduleAnyway",
+                         "labelSelector": {"matchLabels": LABELS}},
+                        {"maxSkew": 1, "topologyKey": "kubernetes.io/hostname",
+                         "whenUnsatisfiable": "ScheduleAnyway",
+                         "labelSelector": {"matchLabels": LABELS}}],
+                    "initContainers": [{
+                        "name": "fetch-models", "image": AWS_CLI_IMAGE,
+                        "command": ["aws", "s3", "sync", "--only-show-errors",
+                                    pulumi.Output.concat("s3://", bucket, "/models"), "/models"],
+                        "securityContext": security,
+                        "resources": {"requests": {"cpu": "250m", "memory": "256Mi"},
+                                      "limits": {"cpu": "1", "memory": "512Mi"}},
+                        "volumeMounts": [{"name": "models", "mountPath": "/models"},
+                                         {"name": "tmp", "mountPath": "/tmp"}]}],
+                    "containers": [{
+                        "name": "server", "image": image,
+                        "ports": [{"name": "http", "containerPort": PORT}],
+                        "env": [
+                            {"name": "AIINFRA_ENVIRONMENT", "value": "production"},
+                            {"name": "AIINFRA_HOST", "value": "0.0.0.0"},
+                            {"name": "AIINFRA_PORT", "value": str(PORT)},
+                            {"name": "AIINFRA_MODEL_REPOSITORY", "value": "/models"},
+                            {"name": "AIINFRA_LOAD_MODELS", "value": json.dumps(config.models)},
+                            {"name": "AIINFRA_ENGINE_CACHE_DIR",
+                             "value": "/var/cache/aiinfra/engines"},
+                            {"name": "AIINFRA_GRACE_PERIOD_S", "value": str(config.grace_period_s)},
+                        ],
+                        "envFrom": [{"secretRef": {"name": secret.metadata["name"]}}],
+                        "securityContext": security,
+                        "resources": {
+                            "requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": gpus},
+                            "limits": {"cpu": "4", "memory": "12Gi", "nvidia.com/gpu": gpus}},
+                        "startupProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"},
+                                         "periodSeconds": 10, "failureThreshold": 60},
+                        "readinessProbe": {"httpGet": {"path": "/v2/health/ready",
+                                                       "port": "http"},
+                                           "periodSeconds": 5, "failureThreshold": 2},
+                        "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": "http"},
+                                          "periodSeconds": 10, "failureThreshold": 3},
+                        # Give endpoints time to drop the pod before SIGTERM starts the drain.
+                        "lifecycle": {"preStop": {"sleep": {"seconds": 5}}},
+                        "volumeMounts": [
+                            {"name": "models", "mountPath": "/models", "readOnly": True},
+                            {"name": "engines", "mountPath": "/var/cache/aiinfra"},
+                            {"name": "tmp", "mountPath": "/tmp"}]}],
+                    "volumes": [{"name": "models", "emptyDir": {}},
+                                {"name": "engines", "emptyDir": {}},
+                                {"name": "tmp", "emptyDir": {"medium": "Memory",
+                                                             "sizeLimit": "512Mi"}}],
+                },
+            },
+        }
+
+    @staticmethod
+    def _network_policy() -> dict:
+        return {
+            "podSelector": {"matchLabels": LABELS},
+            "policyTypes": ["Ingress", "Egress"],
+            "ingress": [{"ports": [{"port": PORT, "protocol": "TCP"}], "from": [
+                {"namespaceSelector": {"matchLabels": {
+                    "kubernetes.io/metadata.name": MONITORING_NAMESPACE}}},
+                {"namespaceSelector": {"matchLabels": {"aiinfra.io/clients": "true"}}},
+                {"podSelector": {}}]}],
+            "egress": [
+                {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
+                {"ports": [{"port": 5432, "protocol": "TCP"}, {"port": 6379, "protocol": "TCP"},
+                           {"port": 443, "protocol": "TCP"}]}],
+        }

@@ -1,0 +1,300 @@
+"""The stack's typed configuration, read once and validated before any resource is made.
+
+Keys are the ``aiinfra:*`` values of ``Pulumi.<stack>.yaml`` (camelCase, as Pulumi shows
+them), with the defaults declared in ``Pulumi.yaml``. Every error says which key is wrong and
+how to fix it.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from typing import Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+from infra.catalog import catalog
+
+PROJECT = "aiinfra"
+
+
+class ConfigError(ValueError):
+    """The stack configuration is invalid; the message lists each problem and its fix."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid",
+                              frozen=True)
+
+
+def _known_ec2(instance_type: str) -> str:
+    if instance_type not in catalog().ec2:
+        raise ValueError(f"unknown instance type {instance_type!r}: add it to "
+                         "infra/data/instances.yaml or pick one of "
+                         + ", ".join(sorted(catalog().ec2)))
+    return instance_type
+
+
+class Scaling(_Model):
+    min_size: int = Field(ge=0)
+    desired_size: int = Field(ge=0)
+    max_size: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scaling:
+        if not self.min_size <= self.desired_size <= self.max_size:
+            raise ValueError(f"sizes must satisfy minSize ≤ desiredSize ≤ maxSize, got "
+                             f"{self.min_size} / {self.desired_size} / {self.max_size}")
+        return self
+
+
+class SystemPool(Scaling):
+    instance_type: str = "m7i.large"
+    disk_gib: int = Field(50, ge=20)
+
+    @field_validator("instance_type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        return _known_ec2(value)
+
+
+class GpuPool(Scaling):
+    name: str
+    capacity: Literal["reserved", "on-demand", "spot"]
+    instance_types: list[str] = Field(min_length=1)
+    ami_family: Literal["al2023-nvidia", "bottlerocket-nvidia"] = "al2023-nvidia"
+    disk_gib: int = Field(100, ge=50)
+    labels: dict[str, str] = Field(default_factory=dict)
+    reserved_term: Literal["1yr", "3yr"] | None = None
+    create_capacity_reservation: bool = False
+
+    @field_validator("name")
+    @classmethod
+    def _dns_name(cls, value: str) -> str:
+        if not re.fullmatch(r"[a-z][a-z0-9-]{1,30}", value):
+            raise ValueError(f"pool name {value!r}: use 2-31 lowercase letters, digits or "
+                             "dashes, starting with a letter (it becomes part of AWS names)")
+        return value
+
+    @field_validator("instance_types")
+    @classmethod
+    def _gpu_types(cls, value: list[str]) -> list[str]:
+        for instance_type in value:
+            _known_ec2(instance_type)
+            if not catalog().ec2[instance_type].gpus:
+                raise ValueError(f"{instance_type} has no GPU: GPU pools need g4dn, g5, g6, "
+                                 "g6e, p4d or p5 types")
+        if len(set(value)) != len(value):
+            raise ValueError("instanceTypes lists a type twice")
+        return value
+
+    @model_validator(mode="after")
+    def _capacity_rules(self) -> GpuPool:
+        if self.capacity == "spot" and len(self.instance_types) < 3:
+            raise ValueError(
+                f"spot pool {self.name!r} lists {len(self.instance_types)} instance type(s): "
+                "spot pools need at least 3 so capacity can be found when one type runs out "
+                "(e.g. g6.xlarge, g6.2xlarge, g5.xlarge)")
+        if self.capacity == "reserved":
+            if self.reserved_term is None:
+                raise ValueError(f"reserved pool {self.name!r} needs reservedTerm: 1yr or 3yr "
+                                 "(how it is priced)")
+            if self.create_capacity_reservation and len(self.instance_types) != 1:
+                raise ValueError(f"reserved pool {self.name!r}: a capacity reservation holds "
+                                 "one instance type; list exactly one")
+        elif self.reserved_term or self.create_capacity_reservation:
+            raise ValueError(f"pool {self.name!r} is {self.capacity}: reservedTerm and "
+                             "createCapacityReservation apply to reserved pools only")
+        return self
+
+    @property
+    def gpus_per_node(self) -> int:
+        return min(catalog().ec2[t].gpus for t in self.instance_types)
+
+
+class Database(_Model):
+    instance_class: str = "db.t4g.medium"
+    engine_version: str = "16.4"
+    allocated_storage_gib: int = Field(20, ge=20)
+    max_allocated_storage_gib: int = Field(100, ge=20)
+    multi_az: bool = False
+    backup_retention_days: int = Field(1, ge=0, le=35)
+    deletion_protection: bool = False
+    performance_insights: bool = True
+    workload: Literal["web", "oltp"] = "oltp"
+
+    @field_validator("instance_class")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in catalog().rds:
+            raise ValueError(f"unknown RDS instance class {value!r}: add it to "
+                             "infra/data/instances.yaml or pick one of "
+                             + ", ".join(sorted(catalog().rds)))
+        return value
+
+
+class Cache(_Model):
+    node_type: str = "cache.t4g.small"
+    replicas: int = Field(1, ge=0, le=5, description="read replicas besides the primary")
+    engine_version: str = "7.1"
+
+    @field_validator("node_type")
+    @classmethod
+    def _known(cls, value: str) -> str:
+        if value not in catalog().elasticache:
+            raise ValueError(f"unknown ElastiCache node type {value!r}: add it to "
+                             "infra/data/instances.yaml or pick one of "
+                             + ", ".join(sorted(catalog().elasticache)))
+        return value
+
+
+class Monitoring(_Model):
+    retention_days: int = Field(7, ge=1)
+    storage_gib: int = Field(20, ge=5)
+    grafana: bool = True
+
+
+class Serving(_Model):
+    min_replicas: int = Field(1, ge=1)
+    max_replicas: int = Field(4, ge=1)
+    gpus_per_pod: int = Field(1, ge=1)
+    queue_depth_target: int = Field(8, ge=1, description="HPA target: queued requests per pod")
+    cpu_target_percent: int = Field(70, ge=10, le=100)
+    grace_period_s: int = Field(30, ge=5)
+    image_tag: str = "0.1.0"
+    models: list[str] = Field(default_factory=lambda: ["*"])
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Serving:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError(f"minReplicas {self.min_replicas} is over maxReplicas "
+                             f"{self.max_replicas}")
+        return self
+
+
+class StackConfig(_Model):
+    environment: Literal["dev", "staging", "prod"]
+    region: str = "us-east-1"
+    availability_zones: int = Field(3, ge=2, le=4)
+    vpc_cidr: str = "10.0.0.0/16"
+    nat_gateways: Literal["single", "per-az"] = "single"
+    cluster_version: str = "1.33"
+    endpoint_public_access: bool = True
+    public_access_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
+    node_autoscaler: Literal["cluster-autoscaler"] = "cluster-autoscaler"
+    system_pool: SystemPool = SystemPool(min_size=2, desired_size=2, max_size=3)
+    gpu_pools: list[GpuPool] = Field(min_length=1)
+    database: Database = Database()
+    cache: Cache = Cache()
+    monitoring: Monitoring = Monitoring()
+    serving: Serving = Serving()
+    tags: dict[str, str] = Field(default_factory=dict)
+    budget_monthly_usd: float | None = Field(None, gt=0)
+
+    @field_validator("vpc_cidr")
+    @classmethod
+    def _cidr(cls, value: str) -> str:
+        network = ipaddress.ip_network(value)
+        if network.prefixlen > 18:
+            raise ValueError(f"vpcCidr {value} is too small: use /18 or larger (e.g. "
+                             "10.0.0.0/16) so each AZ gets room for nodes and pods")
+        return value
+
+    @field_validator("public_access_cidrs")
+    @classmethod
+    def _cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr)
+        return value
+
+    @model_validator(mode="after")
+    def _environment_rules(self) -> StackConfig:
+        names = [p.name for p in self.gpu_pools]
+        if len(set(names)) != len(names):
+            raise ValueError("gpuPools names must be unique")
+        missing_tags = [t for t in ("team", "cost-center") if t not in self.tags]
+        if missing_tags:
+            raise ValueError(f"tags must include {', '.join(missing_tags)} (cost allocation)")
+        if self.environment != "prod":
+            return self
+        problems = []
+        if not self.database.multi_az:
+            problems.append("database.multiAz must be true")
+        if not self.database.deletion_protection:
+            problems.append("database.deletionProtection must be true")
+        if self.database.backup_retention_days < 7:
+            problems.append("database.backupRetentionDays must be at least 7")
+        if self.endpoint_public_access and "0.0.0.0/0" in self.public_access_cidrs:
+            problems.append("the cluster endpoint must be private (endpointPublicAccess: "
+                            "false) or limited to known publicAccessCidrs")
+        if self.serving.min_replicas < 2:
+            problems.append("serving.minReplicas must be at least 2")
+        if self.nat_gateways != "per-az":
+            problems.append("natGateways must be per-az (one NAT per AZ survives an AZ loss)")
+        if self.cache.replicas < 1:
+            problems.append("cache.replicas must be at least 1 (automatic failover)")
+        if not any(p.capacity in ("on-demand", "reserved") for p in self.gpu_pools):
+            problems.append("gpuPools needs an on-demand or reserved pool as a baseline "
+                            "under spot")
+        if problems:
+            raise ValueError("prod requires: " + "; ".join(problems))
+        return self
+
+    @property
+    def name_prefix(self) -> str:
+        return f"{PROJECT}-{self.environment}"
+
+    @property
+    def all_tags(self) -> dict[str, str]:
+        return {"env": self.environment, "project": PROJECT, "managed-by": "pulumi",
+                **self.tags}
+
+
+def _format(error: ValidationError, source: str) -> str:
+    lines = [f"{source}: invalid stack configuration ({error.error_count()} problem(s)):"]
+    for item in error.errors():
+        where = ".".join(str(p) for p in item["loc"]) or "(top level)"
+        key = f"{PROJECT}:{where}" if item["loc"] else where
+        lines.append(f"  - {key}: {item['msg'].removeprefix('Value error, ')}")
+    return "\n".join(lines)
+
+
+def parse_stack_config(values: dict, *, source: str = "stack config") -> StackConfig:
+    """Validate a mapping of camelCase keys (without the ``aiinfra:`` prefix)."""
+    try:
+        return StackConfig.model_validate(values)
+    except ValidationError as exc:
+        raise ConfigError(_format(exc, source)) from None
+
+
+def read_pulumi_config() -> StackConfig:
+    """Read ``aiinfra:*`` (and ``aws:region``) through ``pulumi.Config``; validate once."""
+    import pulumi  # noqa: PLC0415 - only inside a Pulumi program
+
+    config = pulumi.Config(PROJECT)
+    values: dict = {}
+    for name, field in StackConfig.model_fields.items():
+        key = field.alias or name
+        raw = config.get(key)
+        if raw is None:
+            continue
+        try:
+            value = json.loads(raw)
+        except json.JSONDecodeError:
+            value = raw
+        if field.annotation is str and not isinstance(value, str):
+            value = raw  # e.g. clusterVersion "1.33" must stay a string
+        values[key] = value
+    region = pulumi.Config("aws").get("region")
+    if region:
+        values["region"] = region
+    return parse_stack_config(values, source=f"Pulumi.{pulumi.get_stack()}.yaml")

@@ -1,0 +1,59 @@
+"""The whole platform for one stack: one component per concern, wired in dependency order."""
+
+from __future__ import annotations
+
+import pulumi
+
+from infra.components.cluster import Cluster, ClusterArgs
+from infra.components.data import DataArgs, Postgres, Redis
+from infra.components.gpu import GpuPlumbing
+from infra.components.monitoring import Monitoring, MonitoringArgs
+from infra.components.network import Network, NetworkArgs
+from infra.components.nodepools import NodePools, NodePoolsArgs
+from infra.components.serving import ServingArgs, ServingWorkload
+from infra.config import StackConfig
+
+
+def zones(config: StackConfig) -> list[str]:
+    return [f"{config.region}{letter}" for letter in "abcd"[: config.availability_zones]]
+
+
+def build(config: StackConfig) -> None:
+    prefix = config.name_prefix
+    tags = config.all_tags
+    production = config.environment == "prod"
+    azs = zones(config)
+    network = Network(NetworkArgs(
+        name=prefix, cidr=config.vpc_cidr, zones=azs,
+        nat_per_az=config.nat_gateways == "per-az", region=config.region, tags=tags,
+        cluster_name=prefix))
+    cluster = Cluster(ClusterArgs(
+        name=prefix, version=config.cluster_version, subnet_ids=network.private_subnet_ids,
+        vpc_id=network.vpc.id, public_access=config.endpoint_public_access,
+        public_access_cidrs=config.public_access_cidrs, tags=tags))
+    nodes = NodePools(NodePoolsArgs(
+        name=prefix, cluster=cluster, subnet_ids=network.private_subnet_ids, zones=azs,
+        system=config.system_pool, gpu_pools=config.gpu_pools, region=config.region,
+        tags=tags))
+    GpuPlumbing(f"{prefix}-gpu", cluster.provider, depends_on=[nodes.system])
+    data_args = DataArgs(
+        name=prefix, vpc_id=network.vpc.id, subnet_ids=network.private_subnet_ids,
+        client_security_group_id=cluster.cluster.vpc_config.cluster_security_group_id,
+        database=config.database, cache=config.cache, production=production, tags=tags)
+    postgres = Postgres(data_args)
+    redis = Redis(data_args)
+    monitoring = Monitoring(MonitoringArgs(
+        name=f"{prefix}-monitoring", config=config.monitoring, provider=cluster.provider,
+        depends_on=[nodes.system]))
+    serving = ServingWorkload(ServingArgs(
+        name=f"{prefix}-serving", cluster=cluster, config=config.serving,
+        database_url=postgres.url, redis_url=redis.url, production=production, tags=tags,
+        depends_on=[nodes.system, monitoring.stack]))
+
+    pulumi.export("clusterName", cluster.cluster.name)
+    pulumi.export("kubeconfig", cluster.kubeconfig)
+    pulumi.export("databaseEndpoint", postgres.endpoint)
+    pulumi.export("redisEndpoint", redis.endpoint)
+    pulumi.export("image", serving.image)
+    pulumi.export("servingUrl", serving.url)
+    pulumi.export("modelBucket", serving.bucket.bucket)

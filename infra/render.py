@@ -1,0 +1,176 @@
+"""The offline renderer: run the program under Pulumi's mocks and record the resource graph.
+
+The graph (type token, name, parent, inputs) is the single input of ``aiinfra preview``,
+``aiinfra cost`` and ``aiinfra check``. Provider-computed outputs the program reads (ids,
+ARNs, endpoints) are filled with placeholders so every resource is registered.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from infra.config import PROJECT, StackConfig, parse_stack_config
+
+STACKS = ("dev", "staging", "prod")
+
+
+def project_dir(start: Path | None = None) -> Path:
+    """The folder holding ``Pulumi.yaml``: the working directory or the package's checkout."""
+    for candidate in (start or Path.cwd(), Path(__file__).resolve().parent.parent):
+        if (candidate / "Pulumi.yaml").is_file():
+            return candidate
+    raise FileNotFoundError("no Pulumi.yaml here or beside the infra package: run from the "
+                            "repository root or pass --project-dir")
+
+
+def stack_values(stack: str, root: Path | None = None) -> dict[str, object]:
+    """``aiinfra:*`` values for ``stack``: Pulumi.yaml defaults, then Pulumi.<stack>.yaml."""
+    root = project_dir(root)
+    path = root / f"Pulumi.{stack}.yaml"
+    if not path.is_file():
+        known = sorted(p.name.split(".")[1] for p in root.glob("Pulumi.*.yaml"))
+        raise FileNotFoundError(f"no stack file {path.name}; stacks here: {', '.join(known)}")
+    project = yaml.safe_load((root / "Pulumi.yaml").read_text()) or {}
+    values: dict[str, object] = {}
+    for key, declaration in (project.get("config") or {}).items():
+        if isinstance(declaration, dict) and "default" in declaration:
+            values[key.removeprefix(f"{PROJECT}:")] = declaration["default"]
+    stack_file = yaml.safe_load(path.read_text()) or {}
+    for key, value in (stack_file.get("config") or {}).items():
+        namespace, _, name = key.partition(":")
+        if namespace == PROJECT:
+            values[name] = value
+        elif key == "aws:region":
+            values["region"] = value
+    return values
+
+
+def load_stack(stack: str, root: Path | None = None) -> StackConfig:
+    return parse_stack_config(stack_values(stack, root), source=f"Pulumi.{stack}.yaml")
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    parent: str | None
+    inputs: dict
+    urn: str = field(repr=False, default="")
+
+    def as_dict(self) -> dict:
+        return {"type": self.type, "name": self.name, "parent": self.parent,
+                "inputs": self.inputs}
+
+
+@dataclass
+class Graph:
+    stack: str
+    config: StackConfig
+    resources: list[Resource]
+
+    def of_type(self, type_token: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_token]
+
+    def named(self, name: str) -> Resource:
+        return next(r for r in self.resources if r.name == name)
+
+    def as_dict(self) -> dict:
+        return {"stack": self.stack, "resources": [r.as_dict() for r in self.resources]}
+
+
+def _computed(type_token: str, name: str, inputs: dict) -> dict:
+    """Placeholders for outputs AWS would compute and the program reads."""
+    arn = f"arn:aws:{type_token.split(':')[1].split('/')[0]}:us-east-1:123456789012:{name}"
+    values: dict = {"arn": arn}
+    if type_token == "aws:eks/cluster:Cluster":
+        values.update(
+            endpoint=f"https://{name}.gr7.us-east-1.eks.amazonaws.com",
+            certificateAuthority={"data": "LS0tLS1CRUdJTi1DRVJUSUZJQ0FURS0tLS0t"},
+            identities=[{"oidcs": [{"issuer": f"https://oidc.eks.us-east-1.amazonaws.com/id/{name}"}]}],
+            vpcConfig={**inputs.get("vpcConfig", {}), "clusterSecurityGroupId": f"sg-{name}"})
+    elif type_token == "aws:ec2/launchTemplate:LaunchTemplate":
+        values["latestVersion"] = 1
+    elif type_token == "aws:rds/instance:Instance":
+        values.update(endpoint=f"{name}.abc.us-east-1.rds.amazonaws.com:5432",
+                      address=f"{name}.abc.us-east-1.rds.amazonaws.com")
+    elif type_token == "aws:elasticache/replicationGroup:ReplicationGroup":
+        values["primaryEndpointAddress"] = f"master.{name}.abc.use1.cache.amazonaws.com"
+    elif type_token == "aws:ecr/repository:Repository":
+        values["repositoryUrl"] = f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{name}"
+    elif type_token == "aws:sqs/queue:Queue":
+        values["url"] = f"https://sqs.us-east-1.amazonaws.com/123456789012/{name}"
+    elif type_token == "aws:s3/bucket:Bucket":
+        values["bucket"] = inputs.get("bucket", f"{name}-0123abcd")
+    elif type_token == "random:index/randomPassword:RandomPassword":
+        values["result"] = "x" * int(inputs.get("length", 16))
+    if "name" not in inputs and type_token.startswith("aws:"):
+        values["name"] = name
+    return values
+
+
+def render(stack: str, root: Path | None = None) -> Graph:
+    """Validate ``stack``'s config, then run the program under mocks and return its graph."""
+    import pulumi  # noqa: PLC0415 - heavy: only when rendering
+    from pulumi.runtime import mocks  # noqa: PLC0415
+    from pulumi.runtime.stack import run_pulumi_func  # noqa: PLC0415
+    from pulumi.runtime.sync_await import _sync_await  # noqa: PLC0415
+
+    from infra.config import read_pulumi_config  # noqa: PLC0415
+    from infra.program import build  # noqa: PLC0415
+
+    values = stack_values(stack, root)
+    config = parse_stack_config(values, source=f"Pulumi.{stack}.yaml")
+    recorded: dict[tuple[str, str], dict] = {}
+
+    class RecordingMocks(mocks.Mocks):
+        def new_resource(self, args: mocks.MockResourceArgs):
+            recorded[(args.typ, args.name)] = args.inputs
+            return f"{args.name}-id", {**args.inputs, **_computed(args.typ, args.name,
+                                                                   args.inputs)}
+
+        def call(self, args: mocks.MockCallArgs):
+            if args.token == "kubernetes:helm:template":
+                return {"result": []}
+            return {}
+
+    order: list[Resource] = []
+
+    class RecordingMonitor(mocks.MockMonitor):
+        def RegisterResource(self, request):  # noqa: N802 - gRPC method name
+            response = super().RegisterResource(request)
+            if request.type != "pulumi:pulumi:Stack":
+                order.append(Resource(request.type, request.name, request.parent or None, {},
+                                      urn=response.urn))
+            return response
+
+    pulumi.runtime.set_all_config(
+        {f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
+         for key, value in values.items() if key != "region"}
+        | {"aws:region": config.region})
+    pulumi.runtime.set_mocks(RecordingMocks(), project=PROJECT, stack=stack, preview=False,
+                             monitor=RecordingMonitor(RecordingMocks()))
+    _sync_await(run_pulumi_func(lambda: build(read_pulumi_config())))
+
+    names = {r.urn: r.name for r in order}
+    for resource in order:
+        resource.inputs = _plain(recorded.get((resource.type, resource.name), {}))
+        parent = names.get(resource.parent) if resource.parent else None
+        resource.parent = parent
+    return Graph(stack, config, order)
+
+
+def _plain(value):
+    """Inputs as JSON-ready data (unknowns and secrets already resolved by the mocks)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, float) and value.is_integer():
+        return int(value)  # the wire format has only doubles
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)

@@ -1,0 +1,155 @@
+"""The program under mocks: what each stack builds, and the guarantees prod must keep."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from infra.catalog import catalog
+from infra.pgtune import pgtune, rds_parameters
+from infra.preview import k8s_objects
+
+STACKS = ["dev", "staging", "prod"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_graph_builds_with_every_concern(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    components = {r.type for r in graph.resources if r.type.startswith("aiinfra:")}
+    assert components == {"aiinfra:network:Network", "aiinfra:cluster:Cluster",
+                          "aiinfra:nodes:NodePools", "aiinfra:gpu:GpuPlumbing",
+                          "aiinfra:data:Postgres", "aiinfra:data:Redis",
+                          "aiinfra:monitoring:Monitoring", "aiinfra:serving:Serving"}
+    names = {r.name for r in graph.resources}
+    for resource in graph.resources:
+        if not resource.type.startswith("aiinfra:"):
+            assert resource.parent in names, resource.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_gpu_pools_are_tainted_with_imdsv2_and_encrypted_disks(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    templates = {r.name: r.inputs for r in graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
+    groups = [r for r in graph.of_type("aws:eks/nodeGroup:NodeGroup") if "-gpu-" in r.name]
+    assert len(groups) == len(graph.config.gpu_pools)
+    for group in groups:
+        inputs = group.inputs
+        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in inputs[
+            "taints"]
+        assert inputs["amiType"] in ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA")
+        template = templates[group.name]
+        assert template["metadataOptions"]["httpTokens"] == "required"
+        assert template["metadataOptions"]["httpPutResponseHopLimit"] == 2
+        ebs = template["blockDeviceMappings"][0]["ebs"]
+        assert ebs["encrypted"] == "true"
+        assert ebs["volumeType"] == "gp3"
+        if inputs["capacityType"] == "SPOT":
+            assert len(inputs["instanceTypes"]) >= 3
+        for instance_type in inputs["instanceTypes"]:
+            assert catalog().ec2[instance_type].gpus >= 1
+
+
+def test_nat_gateways_per_az_in_prod_and_one_in_dev(graphs) -> None:
+    assert len(graphs["prod"].of_type("aws:ec2/natGateway:NatGateway")) == 3
+    assert len(graphs["dev"].of_type("aws:ec2/natGateway:NatGateway")) == 1
+    endpoints = {r.inputs["serviceName"] for r in
+                 graphs["dev"].of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    assert {"com.amazonaws.us-east-1.s3", "com.amazonaws.us-east-1.ecr.api",
+            "com.amazonaws.us-east-1.ecr.dkr"} <= endpoints
+
+
+def test_prod_database_cluster_and_serving_guarantees(graphs) -> None:
+    prod = graphs["prod"]
+    (db,) = prod.of_type("aws:rds/instance:Instance")
+    assert db.inputs["multiAz"] is True
+    assert db.inputs["deletionProtection"] is True
+    assert db.inputs["storageEncrypted"] is True
+    assert db.inputs["publiclyAccessible"] is False
+    assert db.inputs["backupRetentionPeriod"] >= 7
+    assert db.inputs["performanceInsightsEnabled"] is True
+    (cluster,) = prod.of_type("aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
+    assert "audit" in cluster.inputs["enabledClusterLogTypes"]
+    (deployment,) = prod.of_type("kubernetes:apps/v1:Deployment")
+    assert deployment.inputs["spec"]["replicas"] >= 2
+    (hpa,) = prod.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
+    assert hpa.inputs["spec"]["minReplicas"] >= 2
+    assert hpa.inputs["spec"]["metrics"][0]["pods"]["metric"]["name"] == "aiinfra_queue_depth"
+    assert hpa.inputs["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert prod.of_type("kubernetes:policy/v1:PodDisruptionBudget")
+    (redis,) = prod.of_type("aws:elasticache/replicationGroup:ReplicationGroup")
+    assert redis.inputs["atRestEncryptionEnabled"] is True
+    assert redis.inputs["transitEncryptionEnabled"] is True
+    assert redis.inputs["authToken"]
+    assert redis.inputs["automaticFailoverEnabled"] is True
+    assert redis.inputs["multiAzEnabled"] is True
+
+
+def test_dev_is_cheaper_and_less_guarded(graphs) -> None:
+    (db,) = graphs["dev"].of_type("aws:rds/instance:Instance")
+    assert db.inputs["multiAz"] is False
+    assert db.inputs["deletionProtection"] is False
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_parameter_group_equals_pgtune(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    (group,) = graph.of_type("aws:rds/parameterGroup:ParameterGroup")
+    database = graph.config.database
+    spec = catalog().rds[database.instance_class]
+    expected = [{"name": p.name, "value": p.value, "applyMethod": p.apply_method}
+                for p in rds_parameters(pgtune(spec.vcpu, spec.memory_gib, database.workload))]
+    actual = sorted(group.inputs["parameters"], key=lambda p: p["name"])
+    assert actual == sorted(expected, key=lambda p: p["name"])
+
+
+def test_reserved_pool_gets_a_capacity_reservation(graphs) -> None:
+    prod = graphs["prod"]
+    (reservation,) = prod.of_type("aws:ec2/capacityReservation:CapacityReservation")
+    assert reservation.inputs["instanceType"] == "g6.2xlarge"
+    assert reservation.inputs["instanceCount"] == 4
+    template = prod.named("aiinfra-prod-gpu-l4-reserved-reserved")
+    assert template.inputs
+
+
+def test_autoscaler_fills_reserved_then_spot_then_on_demand(graphs) -> None:
+    release = next(r for r in graphs["prod"].of_type("kubernetes:helm.sh/v3:Release")
+                   if r.inputs["name"] == "cluster-autoscaler")
+    values = release.inputs["values"]
+    priorities = values["expanderPriorities"]
+    assert priorities["100"] == [".*aiinfra-prod-gpu-l4-reserved-reserved.*"]
+    assert priorities["50"] == [".*aiinfra-prod-gpu-l4-spot-spot.*"]
+    assert priorities["10"] == [".*aiinfra-prod-gpu-l4-burst-on-demand.*"]
+    assert values["extraArgs"]["expander"] == "priority"
+    assert values["extraArgs"]["scale-down-delay-after-add"] == "10m"
+
+
+def test_serving_pods_are_locked_down(graphs) -> None:
+    (deployment,) = graphs["prod"].of_type("kubernetes:apps/v1:Deployment")
+    pod = deployment.inputs["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    security = server["securityContext"]
+    assert security["runAsNonRoot"] is True
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert server["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    assert server["readinessProbe"]["httpGet"]["path"] == "/v2/health/ready"
+    assert server["livenessProbe"]["httpGet"]["path"] == "/v2/health/live"
+    assert pod["terminationGracePeriodSeconds"] > 30
+    assert {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"} in pod[
+        "tolerations"]
+
+
+def test_manifests_are_kubernetes_objects(graphs) -> None:
+    objects = k8s_objects(graphs["dev"])
+    kinds = {o["kind"] for o in objects}
+    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+            "NetworkPolicy", "Namespace", "ServiceMonitor", "PrometheusRule"} <= kinds
+    deployment = next(o for o in objects if o["kind"] == "Deployment")
+    assert deployment["apiVersion"] == "apps/v1"
+    service = next(o for o in objects if o["kind"] == "Service")
+    assert service["apiVersion"] == "v1"
+    json.dumps(objects)  # plain data all the way down
