@@ -171,6 +171,8 @@ class Serving(_Model):
     cpu_target_percent: int = Field(70, ge=10, le=100)
     grace_period_s: int = Field(30, ge=5)
     image_tag: str = "0.1.0"
+    build_image: bool = Field(True, description="build image/ and push it to the stack's ECR")
+    gpu_image: bool = Field(True, description="image/Dockerfile (GPU) or Dockerfile.cpu")
     models: list[str] = Field(default_factory=lambda: ["*"])
 
     @model_validator(mode="after")

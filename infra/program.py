@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pulumi
 
 from infra.components.cluster import Cluster, ClusterArgs
@@ -48,7 +50,8 @@ def build(config: StackConfig) -> None:
     serving = ServingWorkload(ServingArgs(
         name=f"{prefix}-serving", cluster=cluster, config=config.serving,
         database_url=postgres.url, redis_url=redis.url, production=production, tags=tags,
-        depends_on=[nodes.system, monitoring.stack]))
+        depends_on=[nodes.system, monitoring.stack],
+        context_dir=Path(__file__).resolve().parent.parent))
 
     pulumi.export("clusterName", cluster.cluster.name)
     pulumi.export("kubeconfig", cluster.kubeconfig)

@@ -105,6 +105,9 @@ def _computed(type_token: str, name: str, inputs: dict) -> dict:
         values["url"] = f"https://sqs.us-east-1.amazonaws.com/123456789012/{name}"
     elif type_token == "aws:s3/bucket:Bucket":
         values["bucket"] = inputs.get("bucket", f"{name}-0123abcd")
+    elif type_token == "docker-build:index:Image":
+        values.update(digest="sha256:" + "0" * 64,
+                      ref=f"{inputs['tags'][0]}@sha256:" + "0" * 64)
     elif type_token == "random:index/randomPassword:RandomPassword":
         values["result"] = "x" * int(inputs.get("length", 16))
     if "name" not in inputs and type_token.startswith("aws:"):
@@ -135,6 +138,9 @@ def render(stack: str, root: Path | None = None) -> Graph:
         def call(self, args: mocks.MockCallArgs):
             if args.token == "kubernetes:helm:template":
                 return {"result": []}
+            if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
+                return {"userName": "AWS", "password": "mock-token",
+                        "proxyEndpoint": "https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}
             return {}
 
     order: list[Resource] = []

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from pathlib import Path
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_docker_build as docker_build
 import pulumi_kubernetes as k8s
 
 from infra.components.base import child, k8s_child
@@ -34,6 +36,7 @@ class ServingArgs:
     production: bool
     tags: dict[str, str]
     depends_on: list[pulumi.Resource]
+    context_dir: Path
 
 
 def hpa_behavior() -> dict:
@@ -69,7 +72,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 "action": {"type": "expire"}}]}),
             opts=child(self))
         self.bucket = self._model_bucket(args)
-        self.image = self.repository.repository_url.apply(lambda url: f"{url}:{config.image_tag}")
+        self.image = self._image(args)
         role = cluster.irsa_role(
             f"{args.name}-models-reader", NAMESPACE, APP,
             policy=None, parent=self)
@@ -144,6 +147,28 @@ class ServingWorkload(pulumi.ComponentResource):
         self.url = pulumi.Output.concat("http://", APP, ".", NAMESPACE, ".svc.cluster.local:",
                                         str(PORT))
         self.register_outputs({"image": self.image, "url": self.url})
+
+    def _image(self, args: ServingArgs) -> pulumi.Output[str]:
+        """The image reference the Deployment runs: built from image/ and pushed, by digest."""
+        config = args.config
+        tag = self.repository.repository_url.apply(lambda url: f"{url}:{config.image_tag}")
+        if not config.build_image:
+            return tag
+        token = aws.ecr.get_authorization_token_output(
+            registry_id=self.repository.registry_id)
+        dockerfile = "image/Dockerfile" if config.gpu_image else "image/Dockerfile.cpu"
+        cache = self.repository.repository_url.apply(lambda url: f"{url}:buildcache")
+        image = docker_build.Image(
+            f"{args.name}-image", context={"location": str(args.context_dir)},
+            dockerfile={"location": str(args.context_dir / dockerfile)},
+            platforms=["linux/amd64"], push=True, tags=[tag],
+            registries=[{"address": self.repository.repository_url,
+                         "username": token.user_name, "password": token.password}],
+            cache_from=[{"registry": {"ref": cache}}],
+            cache_to=[{"registry": {"ref": cache, "mode": "max",
+                                    "image_manifest": True, "oci_media_types": True}}],
+            build_on_preview=False, opts=child(self))
+        return image.ref
 
     def _model_bucket(self, args: ServingArgs) -> aws.s3.Bucket:
         bucket = aws.s3.Bucket(f"{args.name}-models", force_destroy=not args.production,

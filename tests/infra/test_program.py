@@ -153,3 +153,17 @@ def test_manifests_are_kubernetes_objects(graphs) -> None:
     service = next(o for o in objects if o["kind"] == "Service")
     assert service["apiVersion"] == "v1"
     json.dumps(objects)  # plain data all the way down
+
+
+def test_image_is_built_from_the_repository_and_deployed_by_digest(graphs) -> None:
+    prod = graphs["prod"]
+    (image,) = prod.of_type("docker-build:index:Image")
+    assert image.inputs["dockerfile"]["location"].endswith("image/Dockerfile")
+    assert image.inputs["push"] is True
+    assert image.inputs["tags"][0].endswith(":0.1.0")
+    (deployment,) = prod.of_type("kubernetes:apps/v1:Deployment")
+    (server,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
+    assert "@sha256:" in server["image"]
+    (repository,) = prod.of_type("aws:ecr/repository:Repository")
+    assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
+    assert repository.inputs["imageScanningConfiguration"]["scanOnPush"] is True
