@@ -51,7 +51,8 @@ def build(config: StackConfig) -> None:
         name=f"{prefix}-serving", cluster=cluster, config=config.serving,
         database_url=postgres.url, redis_url=redis.url, production=production, tags=tags,
         depends_on=[nodes.system, monitoring.stack],
-        context_dir=Path(__file__).resolve().parent.parent))
+        context_dir=Path(__file__).resolve().parent.parent, vpc_id=network.vpc.id,
+        subnet_ids=network.private_subnet_ids))
 
     pulumi.export("clusterName", cluster.cluster.name)
     pulumi.export("kubeconfig", cluster.kubeconfig)

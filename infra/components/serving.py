@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +23,10 @@ NAMESPACE = "aiinfra"
 APP = "aiinfra-serving"
 PORT = 8000
 UID = 10001
-AWS_CLI_IMAGE = "public.ecr.aws/aws-cli/aws-cli:2.27.50"
+# AWS's own image, pinned by digest because a tag can be re-pointed; move it with
+# `docker buildx imagetools inspect amazon/aws-cli:<tag>`.
+AWS_CLI_IMAGE = ("docker.io/amazon/aws-cli:2.27.50@sha256:"
+                 "48c3d4212e2f5b0e24bdc6af7708f9412ce65425a79575e0f78b8f8c0dcd70ab")
 LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "aiinfra"}
 
 
@@ -37,6 +41,8 @@ class ServingArgs:
     tags: dict[str, str]
     depends_on: list[pulumi.Resource]
     context_dir: Path
+    vpc_id: pulumi.Input[str]
+    subnet_ids: list[pulumi.Input[str]]
 
 
 def hpa_behavior() -> dict:
@@ -100,10 +106,12 @@ class ServingWorkload(pulumi.ComponentResource):
             string_data={"AIINFRA_DATABASE_URL": args.database_url,
                          "AIINFRA_REDIS_URL": args.redis_url},
             opts=k8s_opts)
+        engines = self._engine_cache(args, ns, k8s_opts)
         self.deployment = k8s.apps.v1.Deployment(
             f"{args.name}-deployment",
             metadata={"name": APP, "namespace": ns, "labels": LABELS},
-            spec=self._deployment_spec(config, self.image, self.bucket.bucket, secret),
+            spec=self._deployment_spec(config, self.image, self.bucket.bucket, secret,
+                                       engines.metadata["name"]),
             opts=k8s_opts)
         k8s.core.v1.Service(
             f"{args.name}-service",
@@ -162,6 +170,9 @@ class ServingWorkload(pulumi.ComponentResource):
             f"{args.name}-image", context={"location": str(args.context_dir)},
             dockerfile={"location": str(args.context_dir / dockerfile)},
             platforms=["linux/amd64"], push=True, tags=[tag],
+            # No build time: a timestamp would make every `pulumi up` rebuild and re-roll.
+            build_args={"VERSION": config.image_tag, "REVISION": _revision(args.context_dir),
+                        "SOURCE": "aiinfra"},
             registries=[{"address": self.repository.repository_url,
                          "username": token.user_name, "password": token.password}],
             cache_from=[{"registry": {"ref": cache}}],
@@ -169,6 +180,50 @@ class ServingWorkload(pulumi.ComponentResource):
                                     "image_manifest": True, "oci_media_types": True}}],
             build_on_preview=False, opts=child(self))
         return image.ref
+
+    def _engine_cache(self, args: ServingArgs, namespace,
+                      k8s_opts) -> k8s.core.v1.PersistentVolumeClaim:
+        """A shared EFS volume for TensorRT engines: built once per (model, profile, GPU type),
+        loaded by every later pod, so replacing a pod or a node does not recompile."""
+        cluster, tags = args.cluster, args.tags
+        security_group = aws.ec2.SecurityGroup(
+            f"{args.name}-engines", vpc_id=args.vpc_id,
+            description="NFS from the EKS cluster to the engine cache",
+            ingress=[aws.ec2.SecurityGroupIngressArgs(
+                protocol="tcp", from_port=2049, to_port=2049,
+                security_groups=[cluster.cluster.vpc_config.cluster_security_group_id],
+                description="NFS from cluster nodes")],
+            tags={**tags, "Name": f"{args.name}-engines"}, opts=child(self))
+        filesystem = aws.efs.FileSystem(
+            f"{args.name}-engines", encrypted=True, performance_mode="generalPurpose",
+            throughput_mode="elastic",
+            lifecycle_policies=[{"transition_to_ia": "AFTER_30_DAYS"}],
+            tags={**tags, "Name": f"{args.name}-engines"}, opts=child(self))
+        for index, subnet_id in enumerate(args.subnet_ids):
+            aws.efs.MountTarget(f"{args.name}-engines-{index}", file_system_id=filesystem.id,
+                                subnet_id=subnet_id, security_groups=[security_group.id],
+                                opts=child(self))
+        role = cluster.irsa_role(
+            f"{args.name}-efs-csi", "kube-system", "efs-csi-controller-sa",
+            managed=["arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy"],
+            parent=self)
+        driver = aws.eks.Addon(
+            f"{args.name}-efs-csi", cluster_name=cluster.cluster.name,
+            addon_name="aws-efs-csi-driver", service_account_role_arn=role.arn,
+            resolve_conflicts_on_update="OVERWRITE", tags=tags, opts=child(self))
+        storage_class = k8s.storage.v1.StorageClass(
+            f"{args.name}-engines", metadata={"name": "aiinfra-engines"},
+            provisioner="efs.csi.aws.com", reclaim_policy="Retain",
+            parameters={"provisioningMode": "efs-ap", "fileSystemId": filesystem.id,
+                        "directoryPerms": "700", "uid": str(UID), "gid": str(UID)},
+            opts=k8s_child(self, cluster.provider, depends_on=[driver]))
+        return k8s.core.v1.PersistentVolumeClaim(
+            f"{args.name}-engines",
+            metadata={"name": f"{APP}-engines", "namespace": namespace, "labels": LABELS},
+            spec={"accessModes": ["ReadWriteMany"],
+                  "storageClassName": storage_class.metadata["name"],
+                  "resources": {"requests": {"storage": "20Gi"}}},
+            opts=k8s_opts)
 
     def _model_bucket(self, args: ServingArgs) -> aws.s3.Bucket:
         bucket = aws.s3.Bucket(f"{args.name}-models", force_destroy=not args.production,
@@ -196,7 +251,7 @@ class ServingWorkload(pulumi.ComponentResource):
         return bucket
 
     @staticmethod
-    def _deployment_spec(config: ServingConfig, image, bucket, secret) -> dict:
+    def _deployment_spec(config: ServingConfig, image, bucket, secret, engines_claim) -> dict:
         security = {"runAsNonRoot": True, "runAsUser": UID, "runAsGroup": UID,
                     "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
                     "capabilities": {"drop": ["ALL"]},
@@ -267,7 +322,8 @@ class ServingWorkload(pulumi.ComponentResource):
                             {"name": "engines", "mountPath": "/var/cache/aiinfra"},
                             {"name": "tmp", "mountPath": "/tmp"}]}],
                     "volumes": [{"name": "models", "emptyDir": {}},
-                                {"name": "engines", "emptyDir": {}},
+                                {"name": "engines", "persistentVolumeClaim": {
+                                    "claimName": engines_claim}},
                                 {"name": "tmp", "emptyDir": {"medium": "Memory",
                                                              "sizeLimit": "512Mi"}}],
                 },
@@ -289,3 +345,12 @@ class ServingWorkload(pulumi.ComponentResource):
                 {"ports": [{"port": 5432, "protocol": "TCP"}, {"port": 6379, "protocol": "TCP"},
                            {"port": 443, "protocol": "TCP"}]}],
         }
+
+
+def _revision(directory: Path) -> str:
+    """The checkout's commit, for the image's OCI revision label."""
+    try:
+        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
+                              text=True, check=True, timeout=10).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"

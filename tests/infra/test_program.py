@@ -160,6 +160,7 @@ def test_image_is_built_from_the_repository_and_deployed_by_digest(graphs) -> No
     (image,) = prod.of_type("docker-build:index:Image")
     assert image.inputs["dockerfile"]["location"].endswith("image/Dockerfile")
     assert image.inputs["push"] is True
+    assert len(image.inputs["buildArgs"]["REVISION"]) in (40, 7)  # a commit (or "unknown")
     assert image.inputs["tags"][0].endswith(":0.1.0")
     (deployment,) = prod.of_type("kubernetes:apps/v1:Deployment")
     (server,) = deployment.inputs["spec"]["template"]["spec"]["containers"]
@@ -167,3 +168,16 @@ def test_image_is_built_from_the_repository_and_deployed_by_digest(graphs) -> No
     (repository,) = prod.of_type("aws:ecr/repository:Repository")
     assert repository.inputs["imageTagMutability"] == "IMMUTABLE"
     assert repository.inputs["imageScanningConfiguration"]["scanOnPush"] is True
+
+
+def test_engines_live_on_a_shared_encrypted_volume(graphs) -> None:
+    prod = graphs["prod"]
+    (filesystem,) = prod.of_type("aws:efs/fileSystem:FileSystem")
+    assert filesystem.inputs["encrypted"] is True
+    assert len(prod.of_type("aws:efs/mountTarget:MountTarget")) == 3
+    (claim,) = prod.of_type("kubernetes:core/v1:PersistentVolumeClaim")
+    assert claim.inputs["spec"]["accessModes"] == ["ReadWriteMany"]
+    (deployment,) = prod.of_type("kubernetes:apps/v1:Deployment")
+    volumes = {v["name"]: v for v in deployment.inputs["spec"]["template"]["spec"]["volumes"]}
+    assert volumes["engines"]["persistentVolumeClaim"]["claimName"] == claim.inputs[
+        "metadata"]["name"]
