@@ -32,6 +32,8 @@ lint: install
 bench: install ## the side-by-side benchmarks recorded in docs/BENCHMARKS.md
 	$(VENV)/bin/aiinfra bench --compare --model mlp --payload json --concurrency 32 --duration 15 --repeat 3 --output docs/bench/mlp-json-c32.json
 	$(VENV)/bin/aiinfra bench --compare --model resnet18 --payload binary --concurrency 32 --duration 20 --repeat 3 --output docs/bench/resnet18-binary-c32.json
+	$(VENV)/bin/aiinfra bench --data-plane --model mlp --payload json --concurrency 32 --duration 15 --repeat 3 --output docs/bench/mlp-dataplane-c32.json
+	$(VENV)/bin/aiinfra bench --data-plane --model resnet18 --payload binary --concurrency 32 --duration 20 --repeat 3 --output docs/bench/resnet18-dataplane-c32.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -33,6 +33,14 @@ class InferenceFailed(ServingError):
 
 
 @dataclass(slots=True)
+class BatchStats:
+    """What one request's ride through the batcher was: its queue wait and its batch's rows."""
+
+    queue_s: float | None = None
+    batch_rows: int | None = None
+
+
+@dataclass(slots=True)
 class _Pending:
     inputs: list[np.ndarray]
     rows: int
@@ -40,6 +48,7 @@ class _Pending:
     deadline: float | None
     enqueued: float
     future: asyncio.Future = field(repr=False)
+    stats: BatchStats | None = None
 
 
 class DynamicBatcher:
@@ -92,8 +101,12 @@ class DynamicBatcher:
         return len(self._queue)
 
     # -- submission ----------------------------------------------------------------------
-    async def infer(self, inputs: list[np.ndarray], timeout_s: float | None) -> list[np.ndarray]:
-        """Queue one request (its arrays in config input order) and wait for its outputs."""
+    async def infer(self, inputs: list[np.ndarray], timeout_s: float | None,
+                    stats: BatchStats | None = None) -> list[np.ndarray]:
+        """Queue one request (its arrays in config input order) and wait for its outputs.
+
+        ``stats``, when given, is filled in with the request's queue wait and batch size.
+        """
         if self._stopping:
             raise ModelNotReady(f"model '{self.label}' is unloading; retry shortly")
         if len(self._queue) >= self.config.max_queue_size:
@@ -111,6 +124,7 @@ class DynamicBatcher:
             deadline=now + timeout_s if timeout_s else None,
             enqueued=now,
             future=loop.create_future(),
+            stats=stats,
         )
         self._queue.append(item)
         self._m_depth.inc()
@@ -199,8 +213,12 @@ class DynamicBatcher:
                      and (item.deadline is None or started < item.deadline)]
             if not batch:
                 continue
+            batch_rows = sum(item.rows for item in batch)
             for item in batch:
                 self._m_queue.observe(started - item.enqueued)
+                if item.stats is not None:
+                    item.stats.queue_s = started - item.enqueued
+                    item.stats.batch_rows = batch_rows
             try:
                 results = await loop.run_in_executor(executor, self._run, backend, batch)
             except Exception as exc:  # noqa: BLE001 - the batch fails, the server goes on

@@ -85,25 +85,62 @@ def bench(
     batch: Annotated[int, typer.Option(min=1, help="Rows per request")] = 1,
     compare: Annotated[bool, typer.Option(
         "--compare", help="Side by side: in-process ceiling, naive server, aiinfra")] = False,
-    repeat: Annotated[int, typer.Option(min=1, help="--compare runs; medians reported")] = 1,
+    data_plane: Annotated[bool, typer.Option(
+        "--data-plane", help="Side by side: compute path, prediction log on, cache hits "
+        "(in-process, Redis)")] = False,
+    database_url: Annotated[str | None, typer.Option(
+        help="--data-plane's Postgres (default: AIINFRA_DATABASE_URL, else a throwaway one)",
+        show_default=False)] = None,
+    redis_url: Annotated[str | None, typer.Option(
+        help="--data-plane's Redis (default: AIINFRA_REDIS_URL, else a throwaway one)",
+        show_default=False)] = None,
+    repeat: Annotated[int, typer.Option(
+        min=1, help="--compare / --data-plane runs; medians reported")] = 1,
     output: Annotated[Path | None, typer.Option(help="Write the result as JSON here")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+    gpu_suite: Annotated[bool, typer.Option(
+        "--gpu-suite", help="ResNet in-process, served and cold-start suite; JSON (--output, "
+        "default gpu-suite.json) and markdown beside it")] = False,
+    quick: Annotated[bool, typer.Option("--quick", help="--gpu-suite: small CPU sizes")] = False,
+    batch_sizes: Annotated[str | None, typer.Option(
+        help="--gpu-suite batch sizes, e.g. 1,8,16,32,64")] = None,
 ) -> None:
     """Drive a server with bounded load and report req/s, latency percentiles and errors."""
+    if gpu_suite:
+        import shlex  # noqa: PLC0415
+
+        from serving.bench.gpu_suite import options_for, run_suite, to_markdown  # noqa: PLC0415
+
+        try:
+            options = options_for(quick=quick, batch_sizes=batch_sizes,
+                                  command=shlex.join(["aiinfra", *sys.argv[1:]]))
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        typer.echo(to_markdown(run_suite(options, output or Path("gpu-suite.json"))))
+        return
     from serving.bench import report  # noqa: PLC0415
     from serving.bench.compare import run_repeated  # noqa: PLC0415
     from serving.bench.loadgen import run_against  # noqa: PLC0415
 
     if payload not in ("json", "binary"):
         raise typer.BadParameter("--payload must be json or binary")
-    if compare:
+    if compare and data_plane:
+        raise typer.BadParameter("--compare and --data-plane are separate runs: pick one")
+    if data_plane:
+        from serving.bench.dataplane import run_data_plane  # noqa: PLC0415
+
+        result = run_repeated(repeat, runner=run_data_plane, model=model,
+                              concurrency=concurrency, payload=payload, duration_s=duration,
+                              warmup_s=warmup, batch=batch, database_url=database_url,
+                              redis_url=redis_url)
+    elif compare:
         result = run_repeated(repeat, model=model, concurrency=concurrency, payload=payload,
                              duration_s=duration, warmup_s=warmup, batch=batch)
     else:
         result = run_against(url, model=model, concurrency=concurrency, payload=payload,
                              duration_s=duration, warmup_s=warmup, batch=batch)
     report.emit(result, fmt=fmt, output=output)
-    if result.get("errors_total", 0) and not compare:
+    if result.get("errors_total", 0) and not (compare or data_plane):
         raise typer.Exit(1)
 
 
@@ -135,6 +172,130 @@ def preview(
         print_json(graph)
     else:
         print_table(graph)
+        from infra.cost.cli import print_preview_totals  # noqa: PLC0415
+
+        print_preview_totals(graph)
+        from policies.cli import print_summary  # noqa: PLC0415
+
+        print_summary(graph)
+
+
+predlog_app = typer.Typer(no_args_is_help=True, help="The prediction log in Postgres.")
+app.add_typer(predlog_app, name="predlog")
+
+
+@predlog_app.command("stats")
+def predlog_stats(
+    model: Annotated[str | None, typer.Option(help="Only this model")] = None,
+    since: Annotated[str, typer.Option(help="Window: 90s, 15m, 1h, 7d, 2w")] = "1h",
+    database_url: Annotated[str | None, typer.Option(
+        help="postgresql://… (default: AIINFRA_DATABASE_URL)", show_default=False)] = None,
+    fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
+) -> None:
+    """Requests, error rate and p50/p95 latency per model, computed in Postgres."""
+    import json  # noqa: PLC0415
+
+    import psycopg  # noqa: PLC0415
+    from rich.console import Console  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    from serving.predlog.stats import parse_since, query_stats  # noqa: PLC0415
+    from serving.settings import Settings  # noqa: PLC0415
+
+    if fmt not in ("table", "json"):
+        raise typer.BadParameter("--format must be table or json")
+    try:
+        window = parse_since(since)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc)) from None
+    if database_url is None:
+        try:
+            database_url = Settings().database_dsn
+        except ValueError as exc:
+            typer.secho(f"invalid settings: {exc}", err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
+    if not database_url:
+        typer.secho("no database: set AIINFRA_DATABASE_URL or pass --database-url", err=True,
+                    fg=typer.colors.RED)
+        raise typer.Exit(2)
+    try:
+        rows = query_stats(database_url, since=window, model=model)
+    except psycopg.Error as exc:
+        typer.secho(f"prediction log query failed: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
+    if fmt == "json":
+        print(json.dumps({"since": since, "model": model, "models": rows}, indent=2))
+        return
+    table = Table(title=f"prediction log · last {since}" + (f" · {model}" if model else ""))
+    for column in ("model", "requests", "errors", "error rate", "p50 ms", "p95 ms",
+                   "cache hits"):
+        table.add_column(column, justify="left" if column == "model" else "right")
+
+    def number(value: float | None, spec: str) -> str:
+        return "-" if value is None else format(value, spec)
+
+    for row in rows:
+        table.add_row(row["model"], str(row["requests"]), str(row["errors"]),
+                      number(row["error_rate"], ".2%"), number(row["p50_ms"], ".2f"),
+                      number(row["p95_ms"], ".2f"), number(row["cache_hit_rate"], ".1%"))
+    Console().print(table)
+
+
+@app.command()
+def cost(
+    stack: Annotated[str, typer.Argument(help="dev, staging or prod")] = "dev",
+    fmt: Annotated[str, typer.Option("--format", help="table, json or markdown")] = "table",
+    diff: Annotated[str | None, typer.Option(
+        "--diff", help="Baseline: another stack, or a git ref of this stack's config")] = None,
+    usage: Annotated[Path | None, typer.Option(
+        help="Usage file (default: infra/data/usage-STACK.yaml)")] = None,
+    strict: Annotated[bool, typer.Option(
+        "--strict", help="Exit 1 when any resource is unpriced")] = False,
+    bench: Annotated[Path | None, typer.Option(
+        help="JSON from `aiinfra bench --output`: cost per 1M inferences")] = None,
+    throughput_per_node: Annotated[list[str] | None, typer.Option(
+        help="Inferences/s one GPU node serves: N, or POOL=N (repeat)")] = None,
+    project_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding Pulumi.yaml (default: here)")] = None,
+) -> None:
+    """Monthly cost of a stack (min / expected / max) from the price catalogue, offline."""
+    from infra.cost.cli import run_cost  # noqa: PLC0415 - needs the infra extra
+
+    raise typer.Exit(run_cost(stack, fmt=fmt, diff=diff, usage_path=usage, strict=strict,
+                              bench=bench, throughput=throughput_per_node,
+                              project_dir=project_dir))
+
+
+@app.command()
+def check(
+    stack: Annotated[str, typer.Argument(help="dev, staging or prod")] = "dev",
+    fmt: Annotated[str, typer.Option("--format", help="table, json or sarif")] = "table",
+    project_dir: Annotated[Path | None, typer.Option(
+        help="Folder holding Pulumi.yaml (default: here)")] = None,
+) -> None:
+    """Run the policy pack on a stack offline; exit 1 on any mandatory violation."""
+    from policies.cli import FORMATS, run_check  # noqa: PLC0415 - needs the infra extra
+
+    if fmt not in FORMATS:
+        raise typer.BadParameter(f"--format must be one of {', '.join(FORMATS)}")
+    raise typer.Exit(run_check(stack, fmt=fmt, project_dir=project_dir))
+
+
+prices_app = typer.Typer(no_args_is_help=True, help="The price catalogue behind `cost`.")
+app.add_typer(prices_app, name="prices")
+
+
+@prices_app.command("refresh")
+def prices_refresh(
+    region: Annotated[str, typer.Option(help="AWS region to price")] = "us-east-1",
+    output: Annotated[Path | None, typer.Option(
+        help="Catalogue to write (default: infra/data/prices-REGION.yaml)")] = None,
+    spot_days: Annotated[int, typer.Option(min=1, help="Days of spot history to average")] = 7,
+) -> None:
+    """Rebuild instance prices from the AWS Price List API and spot price history (boto3)."""
+    from infra.cost.cli import run_prices_refresh  # noqa: PLC0415
+
+    raise typer.Exit(run_prices_refresh(region, output=output, spot_days=spot_days))
 
 
 def main() -> None:  # pragma: no cover - console entry point

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass, field
+
 import numpy as np
 
+from serving.batcher import BatchStats
+from serving.cache import PredictionCache
 from serving.errors import InvalidInput
 from serving.protocol import InferRequest
 from serving.registry import LoadedModel
 from serving.repository import ModelConfig
+
+log = logging.getLogger(__name__)
 
 
 def bind_inputs(config: ModelConfig, request: InferRequest) -> list[np.ndarray]:
@@ -78,12 +85,52 @@ def effective_timeout_s(config: ModelConfig, request: InferRequest) -> float | N
     return min(default, asked) if asked is not None else default
 
 
-async def run_inference(model: LoadedModel, version: int | None, request: InferRequest
-                        ) -> tuple[int, list[tuple[str, np.ndarray, bool]]]:
+@dataclass(slots=True)
+class InferenceResult:
+    """One request's outputs and how they were made (for the response and the log)."""
+
+    version: int
+    outputs: list[tuple[str, np.ndarray, bool]]
+    rows: int
+    cached_rows: int = 0
+    batch: BatchStats = field(default_factory=BatchStats)
+
+
+def _take_rows(arrays: list[np.ndarray], rows: list[int]) -> list[np.ndarray]:
+    if len(rows) == 1:
+        return [a[rows[0]:rows[0] + 1] for a in arrays]
+    return [np.take(a, rows, axis=0) for a in arrays]
+
+
+async def run_inference(model: LoadedModel, version: int | None, request: InferRequest,
+                        cache: PredictionCache | None = None) -> InferenceResult:
+    """Validate, look the rows up in the cache (if the model opts in), batch the rest."""
     config = model.config
     arrays = bind_inputs(config, request)
     check_requested_outputs(config, request)
     batcher = model.batcher(version)
-    outputs = await batcher.infer(arrays, effective_timeout_s(config, request))
     served = version if version is not None else model.latest
-    return served, select_outputs(config, request, outputs)
+    timeout_s = effective_timeout_s(config, request)
+    result = InferenceResult(served, [], arrays[0].shape[0] if config.batching else 1)
+    lookup = None
+    if request.use_cache and config.cache.enabled and cache is not None:
+        try:
+            lookup = await cache.lookup(model.name, served, config, arrays)
+        except Exception:  # noqa: BLE001 - a cache fault is a miss, never a failed request
+            log.exception("cache look-up failed", extra={"model": model.name})
+    if lookup is None:
+        outputs = await batcher.infer(arrays, timeout_s, result.batch)
+        result.outputs = select_outputs(config, request, outputs)
+        return result
+    missing = lookup.missing
+    computed = None
+    if missing:
+        wanted = arrays if len(missing) == len(lookup.found) else _take_rows(arrays, missing)
+        computed = await batcher.infer(wanted, timeout_s, result.batch)
+        try:
+            cache.store(config, lookup, computed)
+        except Exception:  # noqa: BLE001 - after the forward nothing may fail the request
+            log.exception("cache store failed", extra={"model": model.name})
+    result.cached_rows = lookup.hits
+    result.outputs = select_outputs(config, request, cache.assemble(lookup, computed))
+    return result

@@ -3,7 +3,7 @@
 Metrics take a ``registry`` so tests read values from a fresh ``CollectorRegistry``. With
 several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set before the workers start (``aiinfra
 serve`` does it) and ``render`` merges every worker's values. Labels are bounded: model name
-and, for rejections, a fixed set of reasons.
+and, for rejections and cache errors, a fixed set of reasons.
 """
 
 from __future__ import annotations
@@ -77,6 +77,43 @@ class ServingMetrics:
         self.models_loaded = Gauge(
             "aiinfra_models_loaded", "Model versions loaded", multiprocess_mode="livesum",
             registry=r)
+        # Prediction cache: counts are rows (a request of n rows makes n look-ups).
+        self.cache_hits = Counter(
+            "aiinfra_cache_hits", "Rows answered from the prediction cache, by tier",
+            ["model", "tier"], registry=r)
+        self.cache_misses = Counter(
+            "aiinfra_cache_misses", "Rows the prediction cache did not hold", ["model"],
+            registry=r)
+        self.cache_errors = Counter(
+            "aiinfra_cache_errors", "Cache failures, each served as a miss or a skipped store",
+            ["reason"], registry=r)
+        self.cache_lookup_seconds = Histogram(
+            "aiinfra_cache_lookup_duration_seconds", "Time one request spent in cache look-ups",
+            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+        self.cache_redis_up = Gauge(
+            "aiinfra_cache_redis_up", "1 while the Redis tier is in use, 0 while it is skipped",
+            multiprocess_mode="livemin", registry=r)
+        self.cache_local_bytes = Gauge(
+            "aiinfra_cache_local_bytes", "Bytes held by the in-process cache tier",
+            multiprocess_mode="livesum", registry=r)
+        # Prediction log: every request makes one record; each is written or dropped.
+        self.predlog_records = Counter(
+            "aiinfra_predlog_records", "Prediction log records made", registry=r)
+        self.predlog_written = Counter(
+            "aiinfra_predlog_written", "Prediction log records committed to Postgres",
+            registry=r)
+        self.predlog_dropped = Counter(
+            "aiinfra_predlog_dropped", "Prediction log records dropped (buffer full or shutdown)",
+            registry=r)
+        self.predlog_failures = Counter(
+            "aiinfra_predlog_write_failures", "Batches Postgres did not take (retried)",
+            registry=r)
+        self.predlog_buffered = Gauge(
+            "aiinfra_predlog_buffered_records", "Records waiting to be written",
+            multiprocess_mode="livesum", registry=r)
+        self.predlog_write_seconds = Histogram(
+            "aiinfra_predlog_write_duration_seconds", "Time to COPY one batch to Postgres",
+            buckets=LATENCY_BUCKETS, registry=r)
         if not multiprocess_dir():
             GpuCollector.register_if_available(r)
 

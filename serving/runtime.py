@@ -10,9 +10,11 @@ from dataclasses import dataclass, field
 
 import torch
 
+from serving.cache import PredictionCache
 from serving.demo import build_demo_repository
 from serving.errors import ModelNotFound, ModelNotReady, ServingError
 from serving.metrics import ServingMetrics
+from serving.predlog import PredictionLog
 from serving.registry import ModelRegistry
 from serving.repository import ModelRepository
 from serving.settings import Settings
@@ -27,14 +29,25 @@ class Runtime:
     settings: Settings
     metrics: ServingMetrics
     registry: ModelRegistry | None = None
+    cache: PredictionCache | None = None
+    predlog: PredictionLog | None = None
     ready: bool = False
     draining: bool = False
     startup_error: str | None = None
     _startup: asyncio.Task | None = field(default=None, repr=False)
 
     async def start(self) -> None:
-        """Open the repository and load the start-up models in the background."""
+        """Open the repository and load the start-up models in the background.
+
+        The cache and the prediction log connect in the background too: neither Redis nor
+        Postgres being down delays readiness or fails a request.
+        """
         settings = self.settings
+        self.cache = PredictionCache(settings, self.metrics)
+        await self.cache.start()
+        if settings.database_dsn:
+            self.predlog = PredictionLog(settings, self.metrics)
+            await self.predlog.start()
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
         if settings.model_repository is None:
@@ -63,6 +76,10 @@ class Runtime:
             self._startup.cancel()
         if self.registry is not None:
             await self.registry.close()
+        if self.predlog is not None:
+            await self.predlog.close()
+        if self.cache is not None:
+            await self.cache.close()
 
     @property
     def is_ready(self) -> bool:

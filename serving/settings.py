@@ -7,8 +7,11 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+_URL_SCHEMES = {"redis_url": ("redis", "rediss", "unix"),
+                "database_url": ("postgresql", "postgres")}
 
 
 def _cache_home() -> Path:
@@ -18,7 +21,9 @@ def _cache_home() -> Path:
 class Settings(BaseSettings):
     """Server settings. Every field is ``AIINFRA_<FIELD>`` in the environment."""
 
-    model_config = SettingsConfigDict(env_prefix="AIINFRA_", extra="ignore")
+    # Inputs stay out of error messages: URLs and tokens carry secrets.
+    model_config = SettingsConfigDict(env_prefix="AIINFRA_", extra="ignore",
+                                      hide_input_in_errors=True)
 
     environment: Literal["development", "production"] = "development"
     host: str = "127.0.0.1"
@@ -50,9 +55,52 @@ class Settings(BaseSettings):
     engine_cache_dir: Path = Field(default_factory=lambda: _cache_home() / "engines")
     torch_threads: int = Field(0, ge=0, description="torch intra-op threads; 0 = torch default")
 
+    # Prediction cache: an in-process LRU/TTL tier, then Redis when AIINFRA_REDIS_URL is set.
+    # Models opt in with `cache: {enabled: true}` in their config.yaml.
+    redis_url: SecretStr | None = Field(
+        None, description="redis://[user:password@]host:port/db; unset: in-process cache only")
+    redis_timeout_ms: float = Field(
+        5.0, gt=0, le=1000, description="Hard limit on each Redis call, connect included")
+    redis_pool_size: int = Field(32, ge=1, description="Redis connections per worker")
+    redis_backoff_max_s: float = Field(
+        5.0, gt=0, description="Longest wait between reconnect attempts while Redis is down")
+    redis_key_prefix: str = Field("aiinfra:", description="Namespace of every cache key")
+    cache_max_value_bytes: int = Field(
+        4 * 1024 * 1024, ge=1024, description="Larger predictions are neither stored nor read")
+    cache_local_max_bytes: int = Field(
+        64 * 1024 * 1024, ge=0, description="In-process tier's bound; 0 turns that tier off")
+
+    # Prediction log: a bounded buffer written in the background to Postgres by COPY.
+    database_url: SecretStr | None = Field(
+        None, description="postgresql://user:password@host:port/db; unset: no prediction log")
+    predlog_pool_size: int = Field(2, ge=1, le=64, description="Postgres connections per worker")
+    predlog_buffer_size: int = Field(
+        100_000, ge=1, description="Records held while Postgres is slow or down; then the "
+        "oldest are dropped (counted)")
+    predlog_batch_size: int = Field(5_000, ge=1, description="Records per COPY")
+    predlog_flush_interval_ms: float = Field(200.0, gt=0)
+    predlog_retention_days: int = Field(
+        90, ge=0, description="Monthly partitions older than this are dropped; 0 keeps all")
+    predlog_outputs: bool = Field(
+        False, description="Log a summary of each prediction's outputs (shape, argmax, range)")
+    predlog_shutdown_timeout_s: float = Field(
+        10.0, ge=0, description="How long shutdown waits to flush the buffer")
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "text"] = "json"
     access_log: bool = False
+
+    @field_validator("redis_url", "database_url")
+    @classmethod
+    def _check_scheme(cls, value: SecretStr | None, info: ValidationInfo) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        schemes = _URL_SCHEMES[info.field_name]
+        scheme = value.get_secret_value().partition("://")[0]
+        if scheme not in schemes:
+            raise ValueError(f"AIINFRA_{info.field_name.upper()} must start with "
+                             + " or ".join(f"{s}://" for s in schemes))
+        return value
 
     @model_validator(mode="after")
     def _check_security(self) -> Settings:
@@ -70,6 +118,14 @@ class Settings(BaseSettings):
                 "repository is for trying the server out"
             )
         return self
+
+    @property
+    def redis_dsn(self) -> str | None:
+        return self.redis_url.get_secret_value() if self.redis_url else None
+
+    @property
+    def database_dsn(self) -> str | None:
+        return self.database_url.get_secret_value() if self.database_url else None
 
     @property
     def repository_path(self) -> Path:

@@ -36,6 +36,7 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("aiinfra:cluster:Cluster", f"{args.name}-cluster", None, opts)
         tags = args.tags
         self.name = args.name
+        self.tags = tags
         role = aws.iam.Role(f"{args.name}-control-plane",
                             assume_role_policy=assume_role_policy("eks.amazonaws.com"),
                             tags=tags, opts=child(self))
@@ -101,7 +102,7 @@ class Cluster(pulumi.ComponentResource):
                     f"{v[1].removeprefix('https://')}:sub":
                         f"system:serviceaccount:{namespace}:{service_account}",
                     f"{v[1].removeprefix('https://')}:aud": "sts.amazonaws.com"}}}]}))
-        role = aws.iam.Role(name, assume_role_policy=trust, opts=child(owner))
+        role = aws.iam.Role(name, assume_role_policy=trust, tags=self.tags, opts=child(owner))
         if policy is not None:
             aws.iam.RolePolicy(name, role=role.id, policy=json.dumps(policy), opts=child(owner))
         for arn in managed or []:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import platform
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import torch
 from serving.backends import create_backend
 from serving.backends.base import example_inputs
 from serving.bench.loadgen import run_against
+from serving.bench.stores import free_port
 from serving.demo import build_demo_repository
 from serving.repository import ModelRepository
 from serving.settings import Settings
@@ -59,14 +59,8 @@ def in_process_ceiling(repository: Path, model: str, rows: int, duration_s: floa
             "seconds": round(elapsed, 3), "inferences_per_s": runs * rows / elapsed}
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
-def _server(command: list[str], url: str, probe: str, env: dict[str, str] | None = None):
+def serve_process(command: list[str], url: str, probe: str, env: dict[str, str] | None = None):
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                env={**os.environ, **(env or {})})
     try:
@@ -104,16 +98,16 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
     load = {"model": model, "concurrency": concurrency, "payload": payload,
             "duration_s": duration_s, "warmup_s": warmup_s, "batch": batch}
     if payload == "json":
-        port = _free_port()
+        port = free_port()
         url = f"http://127.0.0.1:{port}"
-        with _server([sys.executable, "-m", "serving.bench.naive", "--repository",
+        with serve_process([sys.executable, "-m", "serving.bench.naive", "--repository",
                       str(repository), "--model", model, "--port", str(port)],
                      url, f"/v2/models/{model}"):
             result["naive"] = run_against(url, **load)
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {"AIINFRA_LOG_LEVEL": "warning", "AIINFRA_MODEL_REPOSITORY": str(repository)}
-    with _server([sys.executable, "-m", "serving.cli", "serve", "--port", str(port),
+    with serve_process([sys.executable, "-m", "serving.cli", "serve", "--port", str(port),
                   "--load", model], url, "/v2/health/ready", env):
         result["aiinfra"] = run_against(url, **load)
     served = result["aiinfra"]
@@ -127,22 +121,31 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
     return result
 
 
-def run_repeated(repeat: int, **options) -> dict:
-    """``run_compare`` ``repeat`` times; the headline figures are the medians of the runs."""
-    runs = [run_compare(**options) for _ in range(repeat)]
-    if repeat == 1:
-        return runs[0]
-    result = {key: value for key, value in runs[0].items()
-              if key not in ("ceiling", "naive", "aiinfra", "ratios")}
-    for section in ("ceiling", "naive", "aiinfra", "ratios"):
-        if section not in runs[0]:
-            continue
-        merged = dict(runs[0][section])
+def merge_runs(runs: list[dict]) -> dict:
+    """One result from several: each numeric figure is the median over the runs (errors add
+    up), and every run is kept under ``runs``."""
+    first = runs[0]
+    sections = [key for key, value in first.items()
+                if isinstance(value, dict) and key != "machine"]
+    result = {key: value for key, value in first.items() if key not in sections}
+    for section in sections:
+        merged = dict(first[section])
         for key, value in merged.items():
             if isinstance(value, int | float) and not isinstance(value, bool):
                 values = [run[section][key] for run in runs if run[section][key] is not None]
-                merged[key] = sum(values) if key == "errors_total" else statistics.median(values)
+                if not values:
+                    merged[key] = None
+                elif key == "errors_total":
+                    merged[key] = sum(values)
+                else:
+                    merged[key] = statistics.median(values)
         result[section] = merged
-    result["repeat"] = repeat
+    result["repeat"] = len(runs)
     result["runs"] = runs
     return result
+
+
+def run_repeated(repeat: int, *, runner=None, **options) -> dict:
+    """``runner`` (default ``run_compare``) ``repeat`` times; headline figures are medians."""
+    runs = [(runner or run_compare)(**options) for _ in range(repeat)]
+    return runs[0] if repeat == 1 else merge_runs(runs)

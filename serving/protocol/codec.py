@@ -45,6 +45,14 @@ class InferRequest:
         return bool(self.parameters.get("binary_data_output", False))
 
     @property
+    def use_cache(self) -> bool:
+        """False when the request asks to bypass the prediction cache (``"cache": false``)."""
+        value = self.parameters.get("cache", True)
+        if not isinstance(value, bool):
+            raise InvalidInput("parameter 'cache' must be true or false")
+        return value
+
+    @property
     def timeout_us(self) -> int | None:
         value = self.parameters.get("timeout")
         if value is None:

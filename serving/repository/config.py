@@ -56,6 +56,13 @@ class TensorRTConfig(_Strict):
     workspace_mib: int = Field(1024, ge=64)
 
 
+class CacheConfig(_Strict):
+    """Prediction caching; only for deterministic models (same inputs, same outputs)."""
+
+    enabled: bool = False
+    ttl_s: float = Field(300.0, gt=0, le=30 * 86400, description="How long a prediction is kept")
+
+
 class ModelConfig(_Strict):
     name: str
     backend: Backend = "auto"
@@ -70,6 +77,7 @@ class ModelConfig(_Strict):
     outputs: tuple[TensorSpec, ...] = Field(min_length=1)
     warmup: WarmupConfig = WarmupConfig()
     tensorrt: TensorRTConfig = TensorRTConfig()
+    cache: CacheConfig = CacheConfig()
 
     @model_validator(mode="after")
     def _coherent(self) -> ModelConfig:

@@ -16,6 +16,7 @@ import orjson
 
 from serving.errors import ModelNotFound, PayloadTooLarge, ServingError
 from serving.inference import run_inference
+from serving.predlog.records import status_of
 from serving.protocol import decode_request, encode_response
 from serving.routes.deps import parse_version
 from serving.runtime import Runtime
@@ -50,10 +51,12 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
                        ) -> tuple[bytes, dict[str, str]]:
     """Decode, batch and encode one request; raises ``ServingError`` subclasses."""
     started = time.perf_counter()
+    created_at = time.time()
     label = model_name if rt.registry.loaded(model_name) else rt.model_label(model_name)
     metrics = rt.metrics
     in_flight = metrics.in_flight.labels(label)
     in_flight.inc()
+    version = request = result = failure = None
     try:
         if not label:
             raise ModelNotFound(f"model '{model_name}' is not in the repository")
@@ -61,13 +64,25 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
         body = await _read_body(receive, declared_length, rt.settings.max_request_bytes)
         request = decode_request(body, header_length)
         async with rt.registry.use(model_name) as model:
-            served, outputs = await run_inference(model, version, request)
-        content, headers = encode_response(model_name, str(served), request.id, outputs)
+            result = await run_inference(model, version, request, rt.cache)
+        content, headers = encode_response(model_name, str(result.version), request.id,
+                                           result.outputs)
     except ServingError as error:
         rt.count_failure(label, error)
+        failure = error
+        raise
+    except ConnectionResetError:
+        label = ""  # the client left before sending its request: nothing to log
+        raise
+    except Exception as error:
+        failure = error
         raise
     finally:
         in_flight.dec()
+        if rt.predlog is not None and label:
+            rt.predlog.record(created_at=created_at, model=model_name,
+                              status=status_of(failure), latency_s=time.perf_counter() - started,
+                              request=request, result=result, version=version)
     metrics.requests.labels(label, "success").inc()
     metrics.request_seconds.labels(label).observe(time.perf_counter() - started)
     return content, headers

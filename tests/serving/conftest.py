@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import redis
 import torch
 import yaml
 from fastapi.testclient import TestClient
@@ -22,6 +23,7 @@ from serving.app import create_app
 from serving.demo import build_demo_repository, export_model
 from serving.metrics import ServingMetrics
 from serving.settings import Settings
+from tests.serving.servers import PostgresServer, RedisServer, start_store
 
 
 class Scale(nn.Module):
@@ -145,3 +147,42 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., ServerProcess]]:
         if server.process.poll() is None:
             server.process.kill()
             server.process.wait(10)
+
+
+# -- real data stores ---------------------------------------------------------------------
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the session; each test gets its own database."""
+    server = start_store(PostgresServer)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def database_url(postgres: PostgresServer, request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh, empty database; the server is running again after the test, whatever it did."""
+    if not postgres.running:
+        postgres.start()
+    name = "t_" + "".join(c if c.isalnum() else "_" for c in request.node.name)[:50].lower()
+    yield postgres.create_database(name)
+    if not postgres.running:
+        postgres.start()
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    server = start_store(RedisServer)
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> Iterator[str]:
+    """The session's Redis, emptied; running again after the test, whatever it did."""
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    yield redis_server.url
+    if redis_server.process is None or redis_server.process.poll() is not None:
+        redis_server.start()

@@ -121,3 +121,41 @@ def test_cli_lists_commands_and_refuses_bad_settings(tmp_path: Path) -> None:
              "AIINFRA_CONTROL_TOKEN": "short"})
     assert refused.returncode == 2
     assert "AIINFRA_CONTROL_TOKEN of at least 16 characters" in refused.stderr
+
+
+def test_merge_runs_takes_medians_and_keeps_missing_ratios_missing() -> None:
+    from serving.bench.compare import merge_runs  # noqa: PLC0415
+
+    runs = [{"model": "m", "machine": {"cores": 2},
+             "baseline": {"rps": rps, "errors_total": 1},
+             "ratios": {"hit": rps / 10, "redis": None}} for rps in (10.0, 30.0, 20.0)]
+    merged = merge_runs(runs)
+    assert merged["baseline"] == {"rps": 20.0, "errors_total": 3}
+    assert merged["ratios"] == {"hit": 2.0, "redis": None}
+    assert merged["machine"] == {"cores": 2}
+    assert merged["repeat"] == 3
+    assert len(merged["runs"]) == 3
+
+
+@pytest.mark.slow
+def test_data_plane_bench_runs_every_side(scale_repository: Path, database_url: str,
+                                          redis_url: str, monkeypatch, tmp_path: Path) -> None:
+    from serving.bench.dataplane import cached_copy, run_data_plane  # noqa: PLC0415
+    from serving.repository import ModelRepository  # noqa: PLC0415
+
+    copy = cached_copy(scale_repository, "scale", tmp_path / "copy")
+    assert ModelRepository(copy).config("scale").cache.enabled
+    assert (copy / "scale" / "1").is_symlink()
+
+    monkeypatch.setenv("AIINFRA_MODEL_REPOSITORY", str(scale_repository))
+    monkeypatch.setenv("AIINFRA_ENGINE_CACHE_DIR", str(tmp_path / "engines"))
+    result = run_data_plane(model="scale", concurrency=2, payload="binary", duration_s=0.5,
+                            warmup_s=0.2, batch=1, database_url=database_url,
+                            redis_url=redis_url)
+    for run in ("baseline", "predlog", "cache_hit", "cache_hit_redis"):
+        assert result[run]["errors_total"] == 0, run
+        assert result[run]["requests"] > 0, run
+    # Warm-up requests are logged too; the server flushed its buffer as it stopped.
+    assert result["predlog"]["logged_rows"] >= result["predlog"]["requests"]
+    assert result["ratios"]["predlog_rps_vs_baseline"] > 0
+    assert result["ratios"]["cache_hit_redis_rps_vs_baseline"] > 0

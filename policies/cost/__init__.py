@@ -1,0 +1,1 @@
+"""Cost rules over the whole stack, on the cost engine's projection."""

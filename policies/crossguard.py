@@ -1,0 +1,165 @@
+"""The CrossGuard adapter: each rule as a ``ResourceValidationPolicy`` or
+``StackValidationPolicy`` over the engine's resources.
+
+Nothing here starts the analyzer: ``policies/__main__.py`` passes ``pack_arguments()`` to
+``PolicyPack``, which serves them over gRPC and blocks; tests call ``policy.validate`` directly.
+The environment a rule sees is the policy config's ``environment``, else the stack's
+``aiinfra:environment`` (the engine hands the pack the stack config), else the stack name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from pulumi_policy import (
+    EnforcementLevel,
+    PolicyConfigSchema,
+    ReportViolation,
+    ResourceValidationArgs,
+    ResourceValidationPolicy,
+    Severity,
+    StackValidationArgs,
+    StackValidationPolicy,
+)
+
+from policies.core import ENVIRONMENTS, Context, NotApplicable, Rule, Stack, Subject
+from policies.enforcement import level_of, pack_config, settings_of
+from policies.registry import all_rules
+
+PACK_NAME = "aiinfra"
+ENVIRONMENT_PROPERTY = {"environment": {
+    "type": "string", "enum": list(ENVIRONMENTS),
+    "description": "dev, staging or prod (default: the stack's aiinfra:environment)"}}
+
+
+def stack_environment() -> str | None:
+    """``aiinfra:environment`` of the stack the engine is previewing, if it says."""
+    import pulumi  # noqa: PLC0415 - the analyzer process has the stack's config
+
+    return pulumi.Config("aiinfra").get("environment")
+
+
+def _context(config: Mapping[str, Any] | None, *, stack_config: Any = None) -> Context:
+    config = dict(config or {})
+    environment = config.pop("environment", None) or stack_environment()
+    if environment is None:
+        import pulumi  # noqa: PLC0415
+
+        environment = pulumi.get_stack()
+    config.pop("enforcementLevel", None)
+    return Context(environment=environment, settings=config, config=stack_config)
+
+
+def _typed_stack_config() -> Any:
+    """The stack's validated ``StackConfig`` (for the budget), or None outside a stack."""
+    from infra.config import ConfigError, read_pulumi_config  # noqa: PLC0415
+
+    try:
+        return read_pulumi_config()
+    except (ConfigError, ValueError):
+        return None
+
+
+def _plain(value: Any) -> Any:
+    """The data behind a property proxy (unknown values stay as the engine's sentinels)."""
+    if isinstance(value, Mapping | Sequence) and not isinstance(value, str | bytes):
+        try:
+            inner = value["__target"]  # the proxies hand out their target under this key
+        except (KeyError, TypeError, IndexError):
+            inner = value
+        if isinstance(inner, Mapping):
+            return {key: _plain(item) for key, item in inner.items()}
+        return [_plain(item) for item in inner]
+    return value
+
+
+def _graph(resources: list[Subject], config: Any) -> Any:
+    """The engine's resources as the ``infra.render.Graph`` the cost engine prices."""
+    if config is None:
+        return None
+    import pulumi  # noqa: PLC0415
+
+    from infra.render import Graph, Resource  # noqa: PLC0415
+
+    return Graph(pulumi.get_stack(), config, [
+        Resource(s.type, s.name, s.parent, _plain(s.props), urn=s.urn) for s in resources])
+
+
+def resource_policy(rule: Rule) -> ResourceValidationPolicy:
+    def validate(args: ResourceValidationArgs, report_violation: ReportViolation) -> None:
+        if not rule.applies_to(args.resource_type):
+            return
+        subject = Subject(args.resource_type, args.name, args.props, urn=args.urn)
+        try:
+            findings = rule.findings(subject, _context(args.get_config()))
+        except NotApplicable as exc:
+            args.not_applicable(exc.reason)
+            return
+        for finding in findings:
+            report_violation(rule.message(finding.message), args.urn)
+
+    return ResourceValidationPolicy(validate=validate, **_metadata(rule))
+
+
+def stack_policy(rule: Rule) -> StackValidationPolicy:
+    def validate(args: StackValidationArgs, report_violation: ReportViolation) -> None:
+        subjects = [Subject(r.resource_type, r.name, r.props, urn=r.urn,
+                            parent=r.parent.name if r.parent else None,
+                            references={prop: tuple(d.name for d in deps)
+                                        for prop, deps in r.property_dependencies.items()})
+                    for r in args.resources]
+        config = _typed_stack_config()
+        stack = Stack(tuple(subjects), render=lambda: _graph(subjects, config))
+        try:
+            findings = rule.findings(stack, _context(args.get_config(), stack_config=config))
+        except NotApplicable as exc:
+            args.not_applicable(exc.reason)
+            return
+        for finding in findings:
+            report_violation(rule.message(finding.message),
+                             finding.resource.urn if finding.resource else None)
+
+    return StackValidationPolicy(validate=validate, **_metadata(rule))
+
+
+def _metadata(rule: Rule) -> dict[str, Any]:
+    return {
+        "name": rule.name,
+        "description": rule.description,
+        "enforcement_level": EnforcementLevel(rule.enforcement_level),
+        "config_schema": PolicyConfigSchema(
+            properties={**ENVIRONMENT_PROPERTY,
+                        **{key: dict(spec) for key, spec in rule.config_schema.items()}}),
+        "severity": Severity(rule.severity),
+        "tags": list(rule.tags),
+        "remediation_steps": rule.remediation,
+        "url": rule.url,
+    }
+
+
+def policies() -> list[ResourceValidationPolicy | StackValidationPolicy]:
+    return [stack_policy(rule) if rule.is_stack_rule else resource_policy(rule)
+            for rule in all_rules()]
+
+
+def initial_config(environment: str) -> dict[str, Any]:
+    """Each rule's level (and settings) in ``environment``, from policies/config/."""
+    config = pack_config(environment)
+    return {rule.name: {"enforcementLevel": EnforcementLevel(level_of(rule, config)),
+                        **settings_of(rule, config)}
+            for rule in all_rules()}
+
+
+def pack_arguments(environment: str | None = None) -> dict[str, Any]:
+    """``PolicyPack`` keyword arguments; levels follow the stack's environment when known
+    (``--policy-pack-config`` still overrides them)."""
+    environment = environment or stack_environment()
+    return {
+        "name": PACK_NAME,
+        "description": "aiinfra: EKS, GPU node pools, Postgres, Redis, S3/ECR and serving "
+                       "workloads, plus the stack's cost budget.",
+        "policies": policies(),
+        "enforcement_level": EnforcementLevel.MANDATORY,
+        "initial_config": initial_config(environment) if environment else None,
+    }

@@ -1,0 +1,1 @@
+"""Kubernetes rules: workload hardening, resources, probes, images, GPUs, availability."""

@@ -1,0 +1,60 @@
+"""Cache keys: model, version and a fast hash of exactly what the model would see.
+
+The hash (XXH3-128) covers each input's name, datatype, shape and raw little-endian bytes, so
+JSON and binary requests with the same values share a key, and no two different inputs can
+share one by formatting accident (as ``str(array)``, which elides large arrays, would). The
+served version is part of every key: a new version never reads an older version's entries,
+and nothing needs to be invalidated by pattern.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Sequence
+
+import numpy as np
+import xxhash
+
+# Bump when the key or value layout changes: entries written by older code are then unread.
+KEY_SCHEMA = "p1"
+
+
+def _tensor_header(name: str, datatype: str, shape: Sequence[int]) -> bytes:
+    encoded = name.encode()
+    return (struct.pack("<I", len(encoded)) + encoded + datatype.encode().ljust(8)
+            + struct.pack(f"<I{len(shape)}q", len(shape), *shape))
+
+
+def _contiguous(array: np.ndarray) -> np.ndarray:
+    return array if array.flags.c_contiguous else np.ascontiguousarray(array)
+
+
+def request_digest(names: Sequence[str], datatypes: Sequence[str],
+                   arrays: Sequence[np.ndarray]) -> bytes:
+    """16 bytes identifying a request's inputs as a whole (the prediction log's input hash)."""
+    hasher = xxhash.xxh3_128()
+    for name, datatype, array in zip(names, datatypes, arrays, strict=True):
+        hasher.update(_tensor_header(name, datatype, array.shape))
+        hasher.update(_contiguous(array))
+    return hasher.digest()
+
+
+def row_digests(names: Sequence[str], datatypes: Sequence[str],
+                arrays: Sequence[np.ndarray]) -> list[bytes]:
+    """One digest per row (first dimension) of batched inputs: rows are independent samples."""
+    arrays = [_contiguous(a) for a in arrays]
+    headers = [_tensor_header(n, d, a.shape[1:])
+               for n, d, a in zip(names, datatypes, arrays, strict=True)]
+    digests = []
+    for row in range(arrays[0].shape[0]):
+        hasher = xxhash.xxh3_128()
+        for header, array in zip(headers, arrays, strict=True):
+            hasher.update(header)
+            hasher.update(array[row])
+        digests.append(hasher.digest())
+    return digests
+
+
+def cache_key(prefix: str, model: str, version: int, digest: bytes) -> bytes:
+    """``<prefix>p1:<model>:<version>:<32 hex digits>``; parsed from the right, unambiguous."""
+    return f"{prefix}{KEY_SCHEMA}:{model}:{version}:{digest.hex()}".encode()

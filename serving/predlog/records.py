@@ -1,0 +1,66 @@
+"""What one request leaves in the prediction log: its status, input hash, output summary."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import orjson
+
+from serving.batcher import InferenceFailed
+from serving.cache.keys import request_digest
+from serving.errors import (
+    InvalidInput,
+    ModelNotFound,
+    ModelNotReady,
+    Overloaded,
+    PayloadTooLarge,
+    RequestTimeout,
+    ServingError,
+    Unsupported,
+)
+from serving.protocol import InferRequest
+
+STATUSES = ("ok", "invalid", "not_found", "too_large", "not_ready", "overloaded", "timeout",
+            "error")
+_BY_ERROR = ((InvalidInput, "invalid"), (Unsupported, "invalid"), (ModelNotFound, "not_found"),
+             (PayloadTooLarge, "too_large"), (Overloaded, "overloaded"),
+             (RequestTimeout, "timeout"), (ModelNotReady, "not_ready"),
+             (InferenceFailed, "error"))
+MAX_REQUEST_ID = 128  # characters kept of a client's request id
+SUMMARY_ROWS = 64  # rows whose argmax a summary lists
+
+
+def status_of(error: BaseException | None) -> str:
+    if error is None:
+        return "ok"
+    if isinstance(error, ServingError):
+        for kind, status in _BY_ERROR:
+            if isinstance(error, kind):
+                return status
+    return "error"
+
+
+def input_hash(request: InferRequest) -> bytes:
+    """The request's inputs as a whole, hashed as the cache hashes them (16 bytes)."""
+    return request_digest([t.name for t in request.inputs], [t.datatype for t in request.inputs],
+                          [t.array for t in request.inputs])
+
+
+def _number(value: float) -> float | None:
+    return value if math.isfinite(value) else None
+
+
+def summarize_outputs(outputs: list[tuple[str, np.ndarray, bool]]) -> str:
+    """Per output: shape, min/max/mean and, for [rows, classes] scores, each row's argmax."""
+    summary = {}
+    for name, array, _ in outputs:
+        entry: dict = {"shape": list(array.shape)}
+        if array.size and array.dtype.kind in "fiub":
+            values = array.astype(np.float64, copy=False)
+            entry.update(min=_number(float(values.min())), max=_number(float(values.max())),
+                         mean=_number(float(values.mean())))
+            if array.ndim == 2 and array.dtype.kind == "f" and array.shape[0] <= SUMMARY_ROWS:
+                entry["argmax"] = array.argmax(axis=1).tolist()
+        summary[name] = entry
+    return orjson.dumps(summary).decode()

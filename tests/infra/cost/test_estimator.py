@@ -1,0 +1,224 @@
+"""Totals worked out by hand for a small graph, and for the real stacks' key lines."""
+
+from __future__ import annotations
+
+import pytest
+
+from infra.cost import check_budget, estimate, projected_monthly_cost
+from infra.cost.estimator import Range
+from infra.cost.usage import parse_usage
+from infra.render import Graph, Resource
+
+from .conftest import stack_config
+
+USAGE = parse_usage({"resource_type_default_usage": {
+    "aws:ec2/natGateway:NatGateway": {"monthly_data_processed_gb": 100}}})
+
+
+def lines(report) -> dict[tuple[str, str], object]:
+    """Lines by (resource name, item); an Elastic IP's item is ``ipv4`` here."""
+    return {(li.name, "ipv4" if li.type == "aws:ec2/eip:Eip" else li.item): li
+            for li in report.lines}
+
+
+def money(value: Range) -> tuple[float, float, float]:
+    return round(value.min, 2), round(value.expected, 2), round(value.max, 2)
+
+
+def test_each_line_by_hand(fixture_graph, catalogue) -> None:
+    report = estimate(fixture_graph, catalogue=catalogue, usage=USAGE)
+    got = {key: money(li.monthly) for key, li in lines(report).items()
+           if li.status == "priced"}
+    assert got == {
+        ("aiinfra-dev-nat-a", "ipv4"): (3.65, 3.65, 3.65),         # 730 h × 0.005
+        ("aiinfra-dev-nat-a", "hours"): (32.85, 32.85, 32.85),     # 730 h × 0.045
+        ("aiinfra-dev-nat-a", "data"): (4.50, 4.50, 4.50),         # 100 GB × 0.045
+        ("aiinfra-dev-ecr-api", "hours"): (14.60, 14.60, 14.60),   # 2 AZ × 730 h × 0.01
+        ("aiinfra-dev", "hours"): (73.00, 73.00, 73.00),           # 730 h × 0.10
+        ("aiinfra-dev-secrets", "key"): (1.00, 1.00, 1.00),
+        # m7i.large at 0.1: 2 / 2 / 3 nodes × 730 h; 50 GB gp3 per node at 0.08
+        ("aiinfra-dev-system", "instances"): (146.00, 146.00, 219.00),
+        ("aiinfra-dev-system", "storage-gp3"): (8.00, 8.00, 12.00),
+        # spot over 0.3 / 0.4 / 0.5: min 0 nodes, expected 2 × mean 0.4, max 4 × dearest 0.5
+        ("aiinfra-dev-gpu-spot-spot", "instances"): (0.00, 584.00, 1460.00),
+        ("aiinfra-dev-gpu-spot-spot", "storage-gp3"): (0.00, 16.00, 32.00),
+        # reserved pool: the 2-node reservation at the 1yr rate 0.6, all month, in every
+        # column; the node group adds only nodes beyond it (0 / 1 / 2) at on-demand 1.0
+        ("aiinfra-dev-resv-odcr", "instances"): (876.00, 876.00, 876.00),
+        ("aiinfra-dev-gpu-resv-reserved", "instances"): (0.00, 730.00, 1460.00),
+        ("aiinfra-dev-gpu-resv-reserved", "storage-gp3"): (16.00, 24.00, 32.00),
+        # Multi-AZ: twice the Single-AZ 0.25; storage at the Multi-AZ gp3 rate
+        ("aiinfra-dev-postgres", "instances"): (365.00, 365.00, 365.00),
+        ("aiinfra-dev-postgres", "storage"): (23.00, 23.00, 23.00),
+        ("aiinfra-dev-redis", "nodes"): (319.74, 319.74, 319.74),  # 2 × 0.219 × 730
+    }
+
+
+def test_totals_by_hand(fixture_graph, catalogue) -> None:
+    report = estimate(fixture_graph, catalogue=catalogue, usage=USAGE)
+    # network 3.65 + 32.85 + 4.50 + 14.60 = 55.60; cluster 73 + 1; data 365 + 23 + 319.74
+    assert money(report.total) == (1883.34, 3221.34, 4928.34)
+    totals = report.component_totals()
+    assert money(totals["network"]) == (55.60, 55.60, 55.60)
+    assert money(totals["cluster"]) == (74.00, 74.00, 74.00)
+    assert money(totals["database"]) == (388.00, 388.00, 388.00)
+
+
+def test_unpriced_and_usage_are_listed_never_zero(fixture_graph, catalogue) -> None:
+    report = estimate(fixture_graph, catalogue=catalogue, usage=USAGE)
+    assert [(li.name, li.note) for li in report.unpriced] == [
+        ("aiinfra-dev-shared", "no price model for this resource type")]
+    assert report.unpriced[0].monthly is None
+    assert [(li.name, li.item) for li in report.usage_missing] == [
+        ("aiinfra-dev-models", "storage")]
+    assert report.usage_missing[0].monthly is None
+    listed = {li.type for li in report.lines}
+    assert "aws:iam/role:Role" not in listed
+    assert "aws:ec2/vpc:Vpc" not in listed
+    assert not any(li.name == "aiinfra-dev-s3" for li in report.lines)  # gateway: free
+    assert any("unpriced: aws:fsx" in w for w in report.warnings())
+
+
+def test_missing_price_makes_the_line_unpriced(fixture_graph, catalogue) -> None:
+    prices = dict(catalogue.prices)
+    del prices["ec2/spot/g5.xlarge"]
+    smaller = catalogue.model_copy(update={"prices": prices})
+    report = estimate(fixture_graph, catalogue=smaller)
+    spot = lines(report)[("aiinfra-dev-gpu-spot-spot", "instances")]
+    assert spot.status == "unpriced"
+    assert "ec2/spot/g5.xlarge" in spot.note
+    assert spot.monthly is None
+
+
+def test_pools_carry_node_prices(fixture_graph, catalogue) -> None:
+    pools = {p.name: p for p in estimate(fixture_graph, catalogue=catalogue).pools}
+    assert set(pools) == {"spot", "resv"}
+    assert pools["spot"].node_hourly == Range(0.3, pytest.approx(0.4), 0.5)
+    assert pools["spot"].nodes == Range(0, 2, 4)
+    assert pools["resv"].node_hourly == Range.of(0.6)
+
+
+def test_projected_monthly_cost_and_budget(fixture_graph, catalogue) -> None:
+    # without usage the 100 GB through NAT (4.50) is not counted
+    assert projected_monthly_cost(fixture_graph, catalogue=catalogue) == pytest.approx(3216.84)
+    result = check_budget(fixture_graph, usage=USAGE, catalogue=catalogue)
+    assert result.over
+    assert result.budget_usd == 2000
+    assert "exceeds the budget of $2,000.00" in result.message
+    roomy = Graph("dev", stack_config(budget=5000), fixture_graph.resources)
+    assert not check_budget(roomy, catalogue=catalogue).over
+    unset = Graph("dev", stack_config(budget=None), fixture_graph.resources)
+    assert not check_budget(unset, catalogue=catalogue).over
+    assert estimate(unset, catalogue=catalogue).budget_usd is None
+
+
+def test_reserved_reservation_without_reserved_pool_is_on_demand(catalogue) -> None:
+    graph = Graph("dev", stack_config(), [Resource(
+        "aws:ec2/capacityReservation:CapacityReservation", "aiinfra-dev-spare", None,
+        {"instanceType": "g6.2xlarge", "instanceCount": 1})])
+    (line,) = estimate(graph, catalogue=catalogue).lines
+    assert money(line.monthly) == (730.00, 730.00, 730.00)  # on-demand 1.0 × 730 h
+
+
+def test_kubernetes_volumes_and_load_balancers(catalogue) -> None:
+    prices = {**catalogue.prices, "elb/network/hour": catalogue.prices["vpc/nat-gateway/hour"]}
+    cat = catalogue.model_copy(update={"prices": prices})
+    graph = Graph("dev", stack_config(), [
+        Resource("kubernetes:helm.sh/v3:Release", "aiinfra-dev-prom", None, {
+            "chart": "kube-prometheus-stack", "values": {"prometheus": {"prometheusSpec": {
+                "replicas": 2, "storageSpec": {"volumeClaimTemplate": {"spec": {
+                    "storageClassName": "gp3",
+                    "resources": {"requests": {"storage": "50Gi"}}}}}}}}}),
+        Resource("kubernetes:core/v1:PersistentVolumeClaim", "aiinfra-dev-pvc", None, {
+            "spec": {"storageClassName": "gp3", "resources": {"requests": {"storage": "10Gi"}}}}),
+        Resource("kubernetes:core/v1:Service", "aiinfra-dev-lb", None, {
+            "metadata": {"annotations": {
+                "service.beta.kubernetes.io/aws-load-balancer-type": "external"}},
+            "spec": {"type": "LoadBalancer"}}),
+        Resource("kubernetes:core/v1:Service", "aiinfra-dev-clb", None, {
+            "spec": {"type": "LoadBalancer"}}),
+        Resource("kubernetes:core/v1:Service", "aiinfra-dev-internal", None, {
+            "spec": {"type": "ClusterIP"}}),
+    ])
+    report = estimate(graph, catalogue=cat)
+    got = {li.name: (li.status, li.monthly.expected if li.monthly else None)
+           for li in report.lines}
+    assert got["aiinfra-dev-prom"] == ("priced", pytest.approx(8.0))  # 2 × 50 GB × 0.08
+    assert got["aiinfra-dev-pvc"] == ("priced", pytest.approx(0.8))
+    assert got["aiinfra-dev-lb"] == ("priced", pytest.approx(32.85))
+    assert got["aiinfra-dev-clb"] == ("unpriced", None)
+    assert "aiinfra-dev-internal" not in got
+
+
+# The real stacks with the packaged catalogue -----------------------------------------------
+
+def test_prod_lines_by_hand(graphs) -> None:
+    report = estimate(graphs["prod"])
+    by = lines(report)
+    assert money(by[("aiinfra-prod", "hours")].monthly) == (73.00, 73.00, 73.00)
+    # 3 × m7i.xlarge at 0.2016 (min = desired = 3, max 6)
+    assert money(by[("aiinfra-prod-system", "instances")].monthly) == (441.50, 441.50, 883.01)
+    # spot: mean of g6.xlarge 0.5375, g6.2xlarge 0.8792, g6.4xlarge 0.6713, g5.2xlarge
+    # 1.0236, g5.4xlarge 0.9008 = 0.80248; 4 nodes expected, 20 at most at 1.0236
+    assert money(by[("aiinfra-prod-gpu-l4-spot-spot", "instances")].monthly) == (
+        0.00, 2343.24, 14944.56)
+    # burst: desired 0, max 8 × g6.2xlarge 0.9776 (first listed type)
+    assert money(by[("aiinfra-prod-gpu-l4-burst-on-demand", "instances")].monthly) == (
+        0.00, 0.00, 5709.18)
+    assert money(by[("aiinfra-prod-redis", "nodes")].monthly) == (479.61, 479.61, 479.61)
+    assert money(by[("aiinfra-prod-postgres", "storage")].monthly) == (46.00, 46.00, 46.00)
+    for name in ("aiinfra-prod-ecr-api", "aiinfra-prod-ecr-dkr", "aiinfra-prod-sts",
+                 "aiinfra-prod-logs"):
+        assert money(by[(name, "hours")].monthly) == (21.90, 21.90, 21.90)
+    # no reserved-instance or RDS instance prices in the catalogue: unpriced, not $0
+    assert {"aiinfra-prod-l4-reserved-odcr", "aiinfra-prod-postgres"} <= {
+        li.name for li in report.unpriced}
+
+
+def test_prod_totals_by_hand(graphs) -> None:
+    report = estimate(graphs["prod"])  # no usage: usage-based charges are left out
+    totals = report.component_totals()
+    # network: 3 public IPv4 (3.65), 3 NAT gateways (32.85), 4 interface endpoints × 3 AZ
+    assert money(totals["network"]) == (197.10, 197.10, 197.10)
+    # nodes: system 3/3/6 × 0.2016 × 730 + 50 GB each; spot 0/4/20 nodes (see above) + 100 GB
+    # each; burst 0/0/8 × 0.9776 × 730 + 100 GB each; reserved pool volumes 4 × 100 GB
+    system = Range(441.504 + 12, 441.504 + 12, 883.008 + 24)
+    spot = Range(0, 4 * 730 * 0.80248 + 32, 14944.56 + 160)
+    burst = Range(0, 0, 5709.184 + 64)
+    assert money(totals["nodes"]) == money(system + spot + burst + Range.of(32))
+    assert money(report.total) == money(sum((li.monthly for li in report.priced), Range.of(0)))
+    assert projected_monthly_cost(graphs["prod"]) == pytest.approx(report.total.expected)
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_stack_prices_its_cluster_and_nodes(graphs, stack: str) -> None:
+    report = estimate(graphs[stack])
+    priced_types = {li.type for li in report.priced}
+    assert {"aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup",
+            "aws:ec2/natGateway:NatGateway"} <= priced_types
+    assert report.total.min <= report.total.expected <= report.total.max
+    for line in report.priced:
+        if line.monthly.expected == 0:
+            assert line.quantity.expected == 0, line  # $0 only for zero nodes
+
+
+def test_efs_storage_by_usage_and_claims_not_double_counted(catalogue) -> None:
+    prices = {**catalogue.prices, "efs/storage/standard": catalogue.prices["vpc/nat-gateway/hour"]
+              .model_copy(update={"usd": 0.30, "unit": "gb-month"})}
+    cat = catalogue.model_copy(update={"prices": prices})
+    graph = Graph("dev", stack_config(), [
+        Resource("aws:efs/fileSystem:FileSystem", "aiinfra-dev-engines", None,
+                 {"throughputMode": "elastic"}),
+        Resource("aws:efs/mountTarget:MountTarget", "aiinfra-dev-engines-0", None, {}),
+        Resource("kubernetes:storage.k8s.io/v1:StorageClass", "aiinfra-dev-engines", None,
+                 {"metadata": {"name": "engines"}, "provisioner": "efs.csi.aws.com"}),
+        Resource("kubernetes:core/v1:PersistentVolumeClaim", "aiinfra-dev-engines", None,
+                 {"spec": {"storageClassName": "engines",
+                           "resources": {"requests": {"storage": "20Gi"}}}}),
+    ])
+    usage = parse_usage({"resource_usage": {"aiinfra-dev-engines": {"storage_gb": 20}}})
+    report = estimate(graph, catalogue=cat, usage=usage)
+    got = {(li.type.split(":")[-1], li.item): li for li in report.lines}
+    assert set(got) == {("FileSystem", "storage"), ("FileSystem", "throughput")}
+    assert got[("FileSystem", "storage")].monthly.expected == pytest.approx(6.0)  # 20 × 0.30
+    assert got[("FileSystem", "throughput")].status == "unpriced"

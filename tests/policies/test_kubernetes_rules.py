@@ -1,0 +1,144 @@
+"""Kubernetes rules: each compliant fixture passes; one changed field fails with the exact
+message."""
+
+from __future__ import annotations
+
+import pytest
+
+from policies.core import NotApplicable
+from policies.registry import rule_named
+from tests.policies.cases import messages, mutated_messages
+from tests.policies.fixtures import (
+    DELETE,
+    DEPLOYMENT,
+    HPA,
+    PDB,
+    compliant_stack,
+    context,
+    deployment,
+    hpa,
+    mutate,
+    pdb,
+)
+
+POD = "spec.template.spec"
+SERVER = f"{POD}.containers.0"
+INIT = f"{POD}.initContainers.0"
+WORKLOAD = "Deployment aiinfra/aiinfra-serving"
+SERVER_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/serving:0.1.0"
+
+# (rule, resource type, field, new value, environment, findings)
+CASES = [
+    ("kubernetes-workload-require-run-as-non-root", DEPLOYMENT,
+     f"{SERVER}.securityContext.runAsNonRoot", False, "prod",
+     [f"{WORKLOAD}: container 'server' may run as root (runAsNonRoot is not true)"]),
+    ("kubernetes-workload-require-run-as-non-root", DEPLOYMENT,
+     f"{INIT}.securityContext.runAsUser", 0, "dev",
+     [f"{WORKLOAD}: init container 'fetch-models' runs as uid 0 (runAsUser: 0)"]),
+    ("kubernetes-workload-enable-read-only-root-filesystem", DEPLOYMENT,
+     f"{SERVER}.securityContext.readOnlyRootFilesystem", False, "prod",
+     [f"{WORKLOAD}: container 'server' has a writable root filesystem "
+      "(readOnlyRootFilesystem is not true)"]),
+    ("kubernetes-workload-disallow-privilege-escalation", DEPLOYMENT,
+     f"{INIT}.securityContext.allowPrivilegeEscalation", DELETE, "prod",
+     [f"{WORKLOAD}: init container 'fetch-models' allows privilege escalation "
+      "(allowPrivilegeEscalation is not false)"]),
+    ("kubernetes-workload-disallow-privilege-escalation", DEPLOYMENT,
+     f"{SERVER}.securityContext.privileged", True, "prod",
+     [f"{WORKLOAD}: container 'server' runs privileged (privileged: true)"]),
+    ("kubernetes-workload-drop-all-capabilities", DEPLOYMENT,
+     f"{SERVER}.securityContext.capabilities.drop", ["NET_RAW"], "prod",
+     [f"{WORKLOAD}: container 'server' keeps the runtime's default capabilities "
+      "(capabilities.drop lacks ALL)"]),
+    ("kubernetes-workload-drop-all-capabilities", DEPLOYMENT,
+     f"{SERVER}.securityContext.capabilities.add", ["SYS_ADMIN"], "prod",
+     [f"{WORKLOAD}: container 'server' adds capabilities SYS_ADMIN"]),
+    ("kubernetes-workload-require-resource-requests-and-limits", DEPLOYMENT,
+     f"{INIT}.resources.limits", {"memory": "512Mi"}, "prod",
+     [f"{WORKLOAD}: init container 'fetch-models' has no limits.cpu"]),
+    ("kubernetes-workload-require-gpu-limits", DEPLOYMENT,
+     f"{SERVER}.resources.limits", {"cpu": "4", "memory": "12Gi"}, "prod",
+     [f"{WORKLOAD}: container 'server' requests 1 nvidia.com/gpu but its limit is unset"]),
+    ("kubernetes-workload-require-gpu-limits", DEPLOYMENT,
+     f"{SERVER}.resources", {"requests": {"cpu": "2", "memory": "8Gi"},
+                             "limits": {"cpu": "4", "memory": "12Gi"}}, "prod",
+     [f"{WORKLOAD}: runs on GPU nodes (nodeSelector nvidia.com/gpu.present) but no container "
+      "limits nvidia.com/gpu"]),
+    ("kubernetes-workload-require-health-probes", DEPLOYMENT,
+     f"{SERVER}.readinessProbe", DELETE, "prod",
+     [f"{WORKLOAD}: container 'server' has no readinessProbe"]),
+    ("kubernetes-workload-disallow-latest-image-tag", DEPLOYMENT,
+     f"{SERVER}.image", "ghcr.io/example/server:latest", "prod",
+     [f"{WORKLOAD}: container 'server' image 'ghcr.io/example/server:latest' uses the latest "
+      "tag"]),
+    ("kubernetes-workload-disallow-latest-image-tag", DEPLOYMENT,
+     f"{INIT}.image", "localhost:5000/aws-cli", "dev",
+     [f"{WORKLOAD}: init container 'fetch-models' image 'localhost:5000/aws-cli' has no tag"]),
+    ("kubernetes-workload-pin-images-by-digest", DEPLOYMENT,
+     f"{SERVER}.image", SERVER_IMAGE, "prod",
+     [f"{WORKLOAD}: container 'server' image '{SERVER_IMAGE}' is not pinned by digest"]),
+    ("kubernetes-workload-tolerate-gpu-taint", DEPLOYMENT, f"{POD}.tolerations", [], "prod",
+     [f"{WORKLOAD}: requests nvidia.com/gpu but does not tolerate the "
+      "nvidia.com/gpu:NoSchedule taint"]),
+    ("kubernetes-workload-disallow-host-namespaces", DEPLOYMENT, f"{POD}.hostNetwork", True,
+     "prod", [f"{WORKLOAD}: shares the node's namespaces (hostNetwork)"]),
+    ("kubernetes-workload-require-seccomp-profile", DEPLOYMENT,
+     f"{SERVER}.securityContext.seccompProfile.type", "Unconfined", "prod",
+     [f"{WORKLOAD}: container 'server' runs without a seccomp profile (seccompProfile.type is "
+      "Unconfined)"]),
+    ("kubernetes-apps-v1-deployment-require-pod-disruption-budget", PDB,
+     "spec.selector.matchLabels", {"app.kubernetes.io/name": "other"}, "prod",
+     [f"{WORKLOAD} runs up to 8 replicas but no PodDisruptionBudget in its namespace selects "
+      "its pods"]),
+    ("kubernetes-apps-v1-deployment-require-horizontal-pod-autoscaler", HPA,
+     "spec.scaleTargetRef.name", "other", "staging",
+     [f"{WORKLOAD} serves on nvidia.com/gpu but no HorizontalPodAutoscaler targets it"]),
+    ("kubernetes-autoscaling-v2-horizontalpodautoscaler-configure-min-replicas", HPA,
+     "spec.minReplicas", 1, "prod",
+     ["HorizontalPodAutoscaler aiinfra/aiinfra-serving has minReplicas 1, below 2"]),
+]
+
+
+@pytest.mark.parametrize(("rule_name", "type_token", "path", "value", "environment", "findings"),
+                         CASES, ids=[f"{c[0]}:{c[2]}" for c in CASES])
+def test_one_changed_field_fails_with_the_exact_message(rule_name, type_token, path, value,
+                                                        environment, findings) -> None:
+    got, rule = mutated_messages(rule_name, type_token, path, value, environment)
+    assert got == [rule.message(finding) for finding in findings]
+
+
+def test_the_message_says_what_why_and_how() -> None:
+    got, _ = mutated_messages("kubernetes-workload-require-run-as-non-root", DEPLOYMENT,
+                              f"{SERVER}.securityContext.runAsNonRoot", False, "prod")
+    assert got == [
+        "Deployment aiinfra/aiinfra-serving: container 'server' may run as root (runAsNonRoot "
+        "is not true). A root process that escapes its container starts with root on the "
+        "node. Set securityContext.runAsNonRoot: true and a non-zero runAsUser on the pod or "
+        "the container."]
+
+
+def test_pod_level_security_context_covers_containers_that_set_none() -> None:
+    props = mutate(deployment(), f"{SERVER}.securityContext", {
+        "allowPrivilegeEscalation": False, "readOnlyRootFilesystem": True,
+        "capabilities": {"drop": ["ALL"]}})
+    rule = rule_named("kubernetes-workload-require-run-as-non-root")
+    assert messages(rule, DEPLOYMENT, props) == []
+    assert messages(rule_named("kubernetes-workload-require-seccomp-profile"), DEPLOYMENT,
+                    props) == []
+
+
+def test_a_pod_without_gpus_need_not_tolerate_the_gpu_taint() -> None:
+    rule = rule_named("kubernetes-workload-tolerate-gpu-taint")
+    props = mutate(deployment(), f"{SERVER}.resources", {
+        "requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}})
+    with pytest.raises(NotApplicable, match="requests no nvidia.com/gpu"):
+        messages(rule, DEPLOYMENT, props)
+
+
+def test_a_single_replica_without_autoscaler_needs_no_budget() -> None:
+    rule = rule_named("kubernetes-apps-v1-deployment-require-pod-disruption-budget")
+    props = mutate(deployment(), "spec.replicas", 1)
+    stack = compliant_stack({DEPLOYMENT: props, HPA: mutate(hpa(), "spec.scaleTargetRef.name",
+                                                            "other"),
+                             PDB: mutate(pdb(), "metadata.namespace", "elsewhere")})
+    assert rule.messages(stack, context()) == []
