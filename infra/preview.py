@@ -51,7 +51,10 @@ def _component(resource: Resource, by_name: dict[str, Resource]) -> str:
 
 
 def print_table(graph: Graph, console: Console | None = None) -> None:
-    console = console or Console()
+    if console is None:
+        console = Console()
+        # Type tokens and names are long: never cut them when output is piped or narrow.
+        console = Console(width=max(console.width, 150))
     components = {r.name: r for r in graph.resources if r.type.startswith("aiinfra:")}
     table = Table(title=f"aiinfra · stack {graph.stack} · {len(graph.resources)} resources")
     for column in ("component", "type", "name"):
