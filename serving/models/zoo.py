@@ -14,6 +14,10 @@ def mlp() -> nn.Module:
 
 
 class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with a residual connection (ResNet-18/34)."""
+
+    expansion = 1
+
     def __init__(self, inplanes: int, planes: int, stride: int = 1) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(inplanes, planes, 3, stride, 1, bias=False)
@@ -32,34 +36,6 @@ class BasicBlock(nn.Module):
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         return self.relu(out + identity)
-
-
-class ResNet18(nn.Module):
-    """ResNet-18 for 224×224 RGB images and 1000 classes."""
-
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, 2, 1)
-        widths, layers, inplanes = (64, 128, 256, 512), [], 64
-        for index, planes in enumerate(widths):
-            stride = 1 if index == 0 else 2
-            layers.append(nn.Sequential(BasicBlock(inplanes, planes, stride),
-                                        BasicBlock(planes, planes)))
-            inplanes = planes
-        self.layer1, self.layer2, self.layer3, self.layer4 = layers
-        self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512, num_classes)
-        for module in self.modules():
-            if isinstance(module, nn.Conv2d):
-                nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
 
 
 class Bottleneck(nn.Module):
@@ -91,28 +67,29 @@ class Bottleneck(nn.Module):
         return self.relu(out + identity)
 
 
-class ResNet50(nn.Module):
-    """ResNet-50 (Bottleneck blocks 3-4-6-3) for RGB images and 1000 classes, ~25.6 M params.
+class ResNet(nn.Module):
+    """The ResNet family: a 7×7 stem, four stages of residual blocks, pooling and ``fc``.
 
-    Any input size of 32×32 or more works (the pooling before ``fc`` is adaptive).
+    Any input of 32×32 or more works (the pooling before ``fc`` is adaptive).
     """
 
-    def __init__(self, num_classes: int = 1000) -> None:
+    def __init__(self, block: type[BasicBlock | Bottleneck], depths: tuple[int, int, int, int],
+                 num_classes: int = 1000) -> None:
         super().__init__()
         self.conv1 = nn.Conv2d(3, 64, 7, 2, 3, bias=False)
         self.bn1 = nn.BatchNorm2d(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(3, 2, 1)
         layers, inplanes = [], 64
-        for index, (planes, blocks) in enumerate(((64, 3), (128, 4), (256, 6), (512, 3))):
+        for index, (planes, blocks) in enumerate(zip((64, 128, 256, 512), depths, strict=True)):
             stride = 1 if index == 0 else 2
-            stage = [Bottleneck(inplanes, planes, stride)]
-            inplanes = planes * Bottleneck.expansion
-            stage += [Bottleneck(inplanes, planes) for _ in range(blocks - 1)]
+            stage = [block(inplanes, planes, stride)]
+            inplanes = planes * block.expansion
+            stage += [block(inplanes, planes) for _ in range(blocks - 1)]
             layers.append(nn.Sequential(*stage))
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
         self.avgpool = nn.AdaptiveAvgPool2d(1)
-        self.fc = nn.Linear(512 * Bottleneck.expansion, num_classes)
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
         for module in self.modules():
             if isinstance(module, nn.Conv2d):
                 nn.init.kaiming_normal_(module.weight, mode="fan_out", nonlinearity="relu")
@@ -121,3 +98,17 @@ class ResNet50(nn.Module):
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
         x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
         return self.fc(torch.flatten(self.avgpool(x), 1))
+
+
+class ResNet18(ResNet):
+    """ResNet-18: basic blocks 2-2-2-2, ~11.7 M parameters."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__(BasicBlock, (2, 2, 2, 2), num_classes)
+
+
+class ResNet50(ResNet):
+    """ResNet-50: bottleneck blocks 3-4-6-3, ~25.6 M parameters."""
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__(Bottleneck, (3, 4, 6, 3), num_classes)
