@@ -12,7 +12,8 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from infra.cost.catalogue import Catalogue, CatalogueError, load_catalogue
-from infra.cost.estimator import LineItem, PoolCost, Range, Report, estimate
+from infra.cost.estimator import estimate
+from infra.cost.model import LineItem, PoolCost, Range, Report
 from infra.cost.usage import Usage, load_usage
 
 if TYPE_CHECKING:

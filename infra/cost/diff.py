@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from infra.cost.estimator import ZERO, LineItem, Range, Report
+from infra.cost.model import ZERO, LineItem, Range, Report
 from infra.cost.report import round_floats, short_name, usd
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from infra.cost.estimator import Report
+from infra.cost.model import Report
 
 SECONDS_PER_HOUR = 3600.0
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-from infra.cost.estimator import LineItem, Range, Report
+from infra.cost.model import LineItem, Range, Report
 
 if TYPE_CHECKING:
     from rich.console import Console

@@ -1,0 +1,95 @@
+"""Pricing of managed services: data stores (RDS, ElastiCache, S3, EFS), KMS keys, CloudWatch
+log groups, ECR repositories and SQS queues.
+"""
+
+from __future__ import annotations
+
+from infra.cost.model import Range
+from infra.cost.pricer import PricerBase
+from infra.render import Resource
+
+
+class ServicePricer(PricerBase):
+    """Prices managed data stores and the usage-billed services around them."""
+
+    def rds_instance(self, r: Resource) -> None:
+        engine = str(r.inputs.get("engine", "postgres"))
+        engine_key = {"postgres": "postgres", "mysql": "mysql", "mariadb": "mariadb"}.get(engine)
+        instance_class = r.inputs.get("instanceClass", "")
+        multi = bool(r.inputs.get("multiAz"))
+        deployment = "Multi-AZ (2× Single-AZ)" if multi else "Single-AZ"
+        key = f"rds/{engine_key or engine}/{instance_class}"
+        single = self.cat.usd(key)
+        self.add(r, "instances", f"{instance_class} {engine} {deployment}", "hour",
+                 self.monthly_hours(2 if multi else 1), [key],
+                 Range.of(single) if single is not None else None,
+                 note="" if single is not None else f"no price in the catalogue for {key}")
+        storage_type = r.inputs.get("storageType")
+        size = float(r.inputs.get("allocatedStorage", 0))
+        storage_key = f"rds/storage/{storage_type}{'-multi-az' if multi else ''}"
+        self.add(r, "storage", f"{size:g} GB {storage_type or 'storage'}"
+                 f"{' Multi-AZ' if multi else ''}", "gb-month", Range.of(size), [storage_key])
+
+    def _cache_nodes(self, r: Resource, nodes: int, node_type: str) -> None:
+        engine = str(r.inputs.get("engine", "redis")).lower()
+        key = f"elasticache/{engine}/{node_type}"
+        self.add(r, "nodes", f"{nodes} × {node_type} ({engine})", "hour",
+                 self.monthly_hours(nodes), [key])
+
+    def cache_group(self, r: Resource) -> None:
+        if r.inputs.get("numNodeGroups"):
+            nodes = int(r.inputs["numNodeGroups"]) * (int(r.inputs.get("replicasPerNodeGroup",
+                                                                          0)) + 1)
+        else:
+            nodes = int(r.inputs.get("numCacheClusters", 1))
+        self._cache_nodes(r, nodes, r.inputs.get("nodeType", ""))
+
+    def cache_cluster(self, r: Resource) -> None:
+        if r.inputs.get("replicationGroupId"):
+            return  # a member of a replication group, priced there
+        self._cache_nodes(r, int(r.inputs.get("numCacheNodes", 1)), r.inputs.get("nodeType", ""))
+
+    def bucket(self, r: Resource) -> None:
+        gb = self.usage_value(r, "storage_gb")
+        self.add(r, "storage", "S3 Standard storage", "gb-month",
+                 Range.of(gb) if gb is not None else None, ["s3/storage/standard"],
+                 usage_key="storage_gb")
+
+    def efs(self, r: Resource) -> None:
+        gb = self.usage_value(r, "storage_gb")
+        self.add(r, "storage", "EFS Standard storage", "gb-month",
+                 Range.of(gb) if gb is not None else None, ["efs/storage/standard"],
+                 usage_key="storage_gb")
+        if r.inputs.get("throughputMode") in ("elastic", "provisioned"):
+            self.unpriced(r, f"EFS {r.inputs['throughputMode']} throughput", "no price in the "
+                          "catalogue for EFS throughput (reads and writes)", item="throughput")
+
+    def kms_key(self, r: Resource) -> None:
+        self.add(r, "key", "KMS key (no requests)", "month",
+                 Range.of(1.0), ["kms/key/month"])
+
+    def log_group(self, r: Resource) -> None:
+        gb = self.usage_value(r, "monthly_data_ingested_gb")
+        self.add(r, "ingest", "log data ingested", "gb",
+                 Range.of(gb) if gb is not None else None, ["cloudwatch/logs/ingest"],
+                 usage_key="monthly_data_ingested_gb")
+        stored = self.usage_value(r, "storage_gb")
+        if stored is not None:
+            self.add(r, "storage", "log data stored", "gb-month", Range.of(stored),
+                     ["cloudwatch/logs/storage"])
+
+    def ecr_repository(self, r: Resource) -> None:
+        gb = self.usage_value(r, "storage_gb")
+        self.add(r, "storage", "image storage", "gb-month",
+                 Range.of(gb) if gb is not None else None, ["ecr/storage/month"],
+                 usage_key="storage_gb")
+
+    def sqs_queue(self, r: Resource) -> None:
+        if r.inputs.get("fifoQueue"):
+            self.unpriced(r, "FIFO queue requests", "no price for FIFO queue requests")
+            return
+        requests = self.usage_value(r, "monthly_requests")
+        self.add(r, "requests", "standard queue requests", "1m-requests",
+                 Range.of(requests / 1e6) if requests is not None else None,
+                 ["sqs/standard/requests"], usage_key="monthly_requests")
+
