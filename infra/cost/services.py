@@ -60,9 +60,17 @@ class ServicePricer(PricerBase):
         self.add(r, "storage", "EFS Standard storage", "gb-month",
                  Range.of(gb) if gb is not None else None, ["efs/storage/standard"],
                  usage_key="storage_gb")
-        if r.inputs.get("throughputMode") in ("elastic", "provisioned"):
-            self.unpriced(r, f"EFS {r.inputs['throughputMode']} throughput", "no price in the "
-                          "catalogue for EFS throughput (reads and writes)", item="throughput")
+        mode = r.inputs.get("throughputMode")
+        if mode == "elastic":  # billed per GB transferred, reads and writes apart
+            for direction, usage_key in (("read", "monthly_read_gb"),
+                                         ("write", "monthly_write_gb")):
+                gb = self.usage_value(r, usage_key)
+                self.add(r, f"throughput-{direction}", f"EFS elastic throughput, data {direction}",
+                         "gb", Range.of(gb) if gb is not None else None,
+                         [f"efs/elastic-throughput/{direction}"], usage_key=usage_key)
+        elif mode == "provisioned":
+            self.unpriced(r, "EFS provisioned throughput", "no price in the catalogue for "
+                          "EFS provisioned throughput (MB/s-month)", item="throughput")
 
     def kms_key(self, r: Resource) -> None:
         self.add(r, "key", "KMS key (no requests)", "month",

@@ -34,6 +34,9 @@ TEST_PRICES = {
     "elasticache/redis/cache.r7g.large": price(0.219),
     "kms/key/month": price(1.0, "month"),
     "s3/storage/standard": price(0.023, "gb-month"),
+    "efs/storage/standard": price(0.30, "gb-month"),
+    "efs/elastic-throughput/read": price(0.03, "gb"),
+    "efs/elastic-throughput/write": price(0.06, "gb"),
 }
 
 

@@ -202,13 +202,13 @@ def test_every_stack_prices_its_cluster_and_nodes(graphs, stack: str) -> None:
             assert line.quantity.expected == 0, line  # $0 only for zero nodes
 
 
-def test_efs_storage_by_usage_and_claims_not_double_counted(catalogue) -> None:
-    prices = {**catalogue.prices, "efs/storage/standard": catalogue.prices["vpc/nat-gateway/hour"]
-              .model_copy(update={"usd": 0.30, "unit": "gb-month"})}
-    cat = catalogue.model_copy(update={"prices": prices})
+def test_efs_storage_and_elastic_throughput_by_usage_claims_not_double_counted(
+        catalogue) -> None:
     graph = Graph("dev", stack_config(), [
         Resource("aws:efs/fileSystem:FileSystem", "aiinfra-dev-engines", None,
                  {"throughputMode": "elastic"}),
+        Resource("aws:efs/fileSystem:FileSystem", "aiinfra-dev-fixed", None,
+                 {"throughputMode": "provisioned"}),
         Resource("aws:efs/mountTarget:MountTarget", "aiinfra-dev-engines-0", None, {}),
         Resource("kubernetes:storage.k8s.io/v1:StorageClass", "aiinfra-dev-engines", None,
                  {"metadata": {"name": "engines"}, "provisioner": "efs.csi.aws.com"}),
@@ -216,9 +216,15 @@ def test_efs_storage_by_usage_and_claims_not_double_counted(catalogue) -> None:
                  {"spec": {"storageClassName": "engines",
                            "resources": {"requests": {"storage": "20Gi"}}}}),
     ])
-    usage = parse_usage({"resource_usage": {"aiinfra-dev-engines": {"storage_gb": 20}}})
-    report = estimate(graph, catalogue=cat, usage=usage)
-    got = {(li.type.split(":")[-1], li.item): li for li in report.lines}
-    assert set(got) == {("FileSystem", "storage"), ("FileSystem", "throughput")}
-    assert got[("FileSystem", "storage")].monthly.expected == pytest.approx(6.0)  # 20 × 0.30
-    assert got[("FileSystem", "throughput")].status == "unpriced"
+    usage = parse_usage({"resource_usage": {"aiinfra-dev-engines": {
+        "storage_gb": 20, "monthly_read_gb": 150, "monthly_write_gb": 12}}})
+    report = estimate(graph, catalogue=catalogue, usage=usage)
+    got = {(li.name.removeprefix("aiinfra-dev-"), li.item): li for li in report.lines}
+    assert set(got) == {("engines", "storage"), ("engines", "throughput-read"),
+                        ("engines", "throughput-write"), ("fixed", "storage"),
+                        ("fixed", "throughput")}
+    assert got[("engines", "storage")].monthly.expected == pytest.approx(6.0)  # 20 × 0.30
+    assert got[("engines", "throughput-read")].monthly.expected == pytest.approx(4.5)  # 150 × 0.03
+    assert got[("engines", "throughput-write")].monthly.expected == pytest.approx(0.72)  # 12 × 0.06
+    assert got[("fixed", "storage")].status == "usage"  # no storage_gb for this one
+    assert got[("fixed", "throughput")].status == "unpriced"
