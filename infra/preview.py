@@ -59,10 +59,10 @@ def print_table(graph: Graph, console: Console | None = None) -> None:
     table = Table(title=f"aiinfra · stack {graph.stack} · {len(graph.resources)} resources")
     for column in ("component", "type", "name"):
         table.add_column(column)
-    for resource in graph.resources:
-        if resource.type.startswith("aiinfra:"):
-            continue
-        table.add_row(_component(resource, components), resource.type, resource.name)
+    rows = sorted((_component(resource, components), resource.type, resource.name)
+                  for resource in graph.resources if not resource.type.startswith("aiinfra:"))
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     counts = Counter(r.type.split(":")[0] for r in graph.resources
                      if not r.type.startswith("aiinfra:"))

@@ -166,6 +166,9 @@ def render(stack: str, root: Path | None = None) -> Graph:
         resource.inputs = _plain(recorded.get((resource.type, resource.name), {}))
         parent = names.get(resource.parent) if resource.parent else None
         resource.parent = parent
+    # Registration order follows the resolution of outputs, which varies from run to run:
+    # sort, so that a preview, its JSON and its manifests are the same for the same program.
+    order.sort(key=lambda r: (r.type, r.name))
     return Graph(stack, config, order)
 
 

@@ -181,3 +181,12 @@ def test_engines_live_on_a_shared_encrypted_volume(graphs) -> None:
     volumes = {v["name"]: v for v in deployment.inputs["spec"]["template"]["spec"]["volumes"]}
     assert volumes["engines"]["persistentVolumeClaim"]["claimName"] == claim.inputs[
         "metadata"]["name"]
+
+
+def test_graph_order_does_not_depend_on_output_resolution(graphs) -> None:
+    # Resources register as their inputs resolve, in an order that varies between runs; the
+    # graph (and so the preview table, its JSON and the manifests) is sorted.
+    for graph in graphs.values():
+        keys = [(r.type, r.name) for r in graph.resources]
+        assert keys == sorted(keys)
+        assert len(set(keys)) == len(keys)
