@@ -94,6 +94,9 @@ def bench(
     redis_url: Annotated[str | None, typer.Option(
         help="--data-plane's Redis (default: AIINFRA_REDIS_URL, else a throwaway one)",
         show_default=False)] = None,
+    database_nice: Annotated[int, typer.Option(
+        min=0, max=19, help="--data-plane: run the throwaway Postgres at this nice level "
+        "(19: it takes only idle CPU, as a separate database host would)")] = 0,
     repeat: Annotated[int, typer.Option(
         min=1, help="--compare / --data-plane runs; medians reported")] = 1,
     output: Annotated[Path | None, typer.Option(help="Write the result as JSON here")] = None,
@@ -132,7 +135,7 @@ def bench(
         result = run_repeated(repeat, runner=run_data_plane, model=model,
                               concurrency=concurrency, payload=payload, duration_s=duration,
                               warmup_s=warmup, batch=batch, database_url=database_url,
-                              redis_url=redis_url)
+                              redis_url=redis_url, database_nice=database_nice)
     elif compare:
         result = run_repeated(repeat, model=model, concurrency=concurrency, payload=payload,
                              duration_s=duration, warmup_s=warmup, batch=batch)

@@ -61,6 +61,7 @@ def in_process_ceiling(repository: Path, model: str, rows: int, duration_s: floa
 
 @contextmanager
 def serve_process(command: list[str], url: str, probe: str, env: dict[str, str] | None = None):
+    """Start a server; yield its process once ``url + probe`` answers 200; stop it after."""
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                env={**os.environ, **(env or {})})
     try:
@@ -76,7 +77,7 @@ def serve_process(command: list[str], url: str, probe: str, env: dict[str, str] 
             if time.monotonic() > deadline:
                 raise RuntimeError(f"{command} never became ready")
             time.sleep(0.2)
-        yield url
+        yield process
     finally:
         process.terminate()
         try:

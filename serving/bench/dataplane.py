@@ -27,6 +27,7 @@ import yaml
 
 from serving.bench.compare import machine, serve_process
 from serving.bench.loadgen import run_against
+from serving.bench.procstat import tree_cpu_seconds
 from serving.bench.stores import PostgresServer, RedisServer, free_port
 from serving.demo import build_demo_repository
 from serving.settings import Settings
@@ -49,19 +50,21 @@ def cached_copy(repository: Path, model: str, into: Path) -> Path:
 
 
 @contextmanager
-def data_stores(database_url: str | None, redis_url: str | None
-                ) -> Iterator[tuple[str, str | None]]:
-    """The given stores, or throwaway ones (Redis only if ``redis-server`` is installed)."""
+def data_stores(database_url: str | None, redis_url: str | None, database_nice: int = 0
+                ) -> Iterator[tuple[str, str | None, PostgresServer | None]]:
+    """The given stores, or throwaway ones (Redis only if ``redis-server`` is installed);
+    the throwaway PostgreSQL too, so that its CPU can be measured."""
+    postgres = None
     with ExitStack() as stack:
         if database_url is None:
-            postgres = PostgresServer()
+            postgres = PostgresServer(nice=database_nice)
             stack.callback(postgres.close)
             database_url = postgres.create_database("aiinfra_bench")
         if redis_url is None and shutil.which("redis-server"):
             redis = RedisServer()
             stack.callback(redis.close)
             redis_url = redis.url
-        yield database_url, redis_url
+        yield database_url, redis_url, postgres
 
 
 def _logged_rows(database_url: str) -> int:
@@ -71,18 +74,29 @@ def _logged_rows(database_url: str) -> int:
         return conn.execute("SELECT count(*) FROM predictions").fetchone()[0]
 
 
-def _serve_and_drive(repository: Path, model: str, env: dict[str, str], load: dict) -> dict:
+def _serve_and_drive(repository: Path, model: str, env: dict[str, str], load: dict,
+                     postgres: PostgresServer | None) -> dict:
+    """One server under the closed loop; with the server's (and a throwaway PostgreSQL's)
+    CPU per request, measured over the same window."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     command = [sys.executable, "-m", "serving.cli", "serve", "--repository", str(repository),
                "--port", str(port), "--load", model]
-    with serve_process(command, url, "/v2/health/ready", {"AIINFRA_LOG_LEVEL": "warning", **env}):
-        return run_against(url, **load)
+    with serve_process(command, url, "/v2/health/ready",
+                       {"AIINFRA_LOG_LEVEL": "warning", **env}) as server:
+
+        def cpu() -> dict[str, float | None]:
+            used = {"server": tree_cpu_seconds(server.pid)}
+            if postgres is not None and postgres.pid is not None:
+                used["postgres"] = tree_cpu_seconds(postgres.pid)
+            return used
+
+        return run_against(url, cpu_probe=cpu, **load)
 
 
 def run_data_plane(*, model: str, concurrency: int, payload: str, duration_s: float,
                    warmup_s: float, batch: int, database_url: str | None = None,
-                   redis_url: str | None = None) -> dict:
+                   redis_url: str | None = None, database_nice: int = 0) -> dict:
     settings = Settings()
     repository = settings.model_repository or build_demo_repository(settings.demo_repository)
     database_url = database_url or settings.database_dsn
@@ -90,22 +104,23 @@ def run_data_plane(*, model: str, concurrency: int, payload: str, duration_s: fl
     load = {"model": model, "concurrency": concurrency, "payload": payload,
             "duration_s": duration_s, "warmup_s": warmup_s, "batch": batch}
     result: dict = {"model": model, "concurrency": concurrency, "payload": payload,
-                    "batch": batch, "machine": machine()}
+                    "batch": batch, "machine": machine(),
+                    "database": "given" if database_url else f"throwaway, nice {database_nice}"}
     off = {"AIINFRA_DATABASE_URL": "", "AIINFRA_REDIS_URL": ""}
     with tempfile.TemporaryDirectory(prefix="aiinfra-bench-") as tmp, \
-            data_stores(database_url, redis_url) as (database, redis):
+            data_stores(database_url, redis_url, database_nice) as (database, redis, postgres):
         cached = cached_copy(repository, model, Path(tmp))
-        result["baseline"] = _serve_and_drive(repository, model, off, load)
+        result["baseline"] = _serve_and_drive(repository, model, off, load, postgres)
         before = _logged_rows(database)
         result["predlog"] = _serve_and_drive(
-            repository, model, {**off, "AIINFRA_DATABASE_URL": database}, load)
+            repository, model, {**off, "AIINFRA_DATABASE_URL": database}, load, postgres)
         # Warm-up and measured requests alike are logged; the server flushes as it stops.
         result["predlog"]["logged_rows"] = _logged_rows(database) - before
-        result["cache_hit"] = _serve_and_drive(cached, model, off, load)
+        result["cache_hit"] = _serve_and_drive(cached, model, off, load, None)
         if redis:
             result["cache_hit_redis"] = _serve_and_drive(
                 cached, model, {**off, "AIINFRA_REDIS_URL": redis,
-                                "AIINFRA_CACHE_LOCAL_MAX_BYTES": "0"}, load)
+                                "AIINFRA_CACHE_LOCAL_MAX_BYTES": "0"}, load, None)
     baseline = result["baseline"]
 
     def ratio(run: str, key: str) -> float | None:
@@ -118,4 +133,18 @@ def run_data_plane(*, model: str, concurrency: int, payload: str, duration_s: fl
         "cache_hit_p50_vs_baseline": ratio("cache_hit", "p50_ms"),
         "cache_hit_redis_rps_vs_baseline": ratio("cache_hit_redis", "rps"),
     }
+    result["predlog_cpu"] = predlog_cpu(baseline, result["predlog"])
     return result
+
+
+def predlog_cpu(baseline: dict, logged: dict) -> dict[str, float | None]:
+    """What logging a request costs in CPU (µs), in the server and in PostgreSQL, and that
+    total as a share of the compute path's server CPU: steadier than throughput on a shared
+    machine, and the figure that carries over to a server whose database is elsewhere."""
+    base = baseline.get("server_cpu_us_per_request")
+    server = logged.get("server_cpu_us_per_request")
+    postgres = logged.get("postgres_cpu_us_per_request")
+    added = server - base if server is not None and base is not None else None
+    total = added + postgres if added is not None and postgres is not None else None
+    return {"server_us_added": added, "postgres_us": postgres, "total_us_added": total,
+            "total_share_of_baseline_cpu": total / base if total is not None and base else None}

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from collections.abc import Callable
 
 import aiohttp
 import numpy as np
@@ -31,9 +32,16 @@ def summarize(latencies_s: list[float], elapsed_s: float, statuses: Counter,
     }
 
 
+Probe = Callable[[], dict[str, float | None]]
+
+
 async def drive(url: str, model: str, *, concurrency: int, payload: str, duration_s: float,
-                warmup_s: float, batch: int) -> dict:
-    """Warm up, then measure for ``duration_s``; every request is checked for status 200."""
+                warmup_s: float, batch: int, cpu_probe: Probe | None = None) -> dict:
+    """Warm up, then measure for ``duration_s``; every request is checked for status 200.
+
+    ``cpu_probe`` returns CPU seconds used so far by named processes; it is sampled as the
+    measured window opens and closes, and each name's CPU per answered request is reported
+    as ``<name>_cpu_us_per_request``."""
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
     async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
@@ -74,14 +82,32 @@ async def drive(url: str, model: str, *, concurrency: int, payload: str, duratio
                 else:
                     errors += 1
 
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return summarize(latencies, duration_s, statuses, errors, batch)
+        cpu_s: dict[str, float] = {}
+
+        async def sample_cpu() -> None:
+            await asyncio.sleep(max(measure_from - time.perf_counter(), 0.0))
+            before = cpu_probe()
+            await asyncio.sleep(max(stop_at - time.perf_counter(), 0.0))
+            for name, used in cpu_probe().items():
+                if used is not None and before.get(name) is not None:
+                    cpu_s[name] = used - before[name]
+
+        tasks = [worker() for _ in range(concurrency)]
+        if cpu_probe is not None:
+            tasks.append(sample_cpu())
+        await asyncio.gather(*tasks)
+        result = summarize(latencies, duration_s, statuses, errors, batch)
+        for name, used in cpu_s.items():
+            result[f"{name}_cpu_us_per_request"] = (used / result["requests"] * 1e6
+                                                   if result["requests"] else None)
+        return result
 
 
 def run_against(url: str, *, model: str, concurrency: int, payload: str, duration_s: float,
-                warmup_s: float, batch: int = 1) -> dict:
+                warmup_s: float, batch: int = 1, cpu_probe: Probe | None = None) -> dict:
     result = asyncio.run(drive(url.rstrip("/"), model, concurrency=concurrency, payload=payload,
-                               duration_s=duration_s, warmup_s=warmup_s, batch=batch))
+                               duration_s=duration_s, warmup_s=warmup_s, batch=batch,
+                               cpu_probe=cpu_probe))
     result.update({"target": url, "model": model, "concurrency": concurrency,
                    "payload": payload, "batch": batch})
     return result

@@ -9,10 +9,18 @@ from rich.console import Console
 from rich.table import Table
 
 
-def _load_row(table: Table, name: str, run: dict) -> None:
-    table.add_row(name, f"{run['rps']:.1f}", f"{run['inferences_per_s']:.1f}",
-                  f"{run['p50_ms']:.2f}", f"{run['p95_ms']:.2f}", f"{run['p99_ms']:.2f}",
-                  str(run["errors_total"]))
+def _cpu(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
+
+
+def _load_row(table: Table, name: str, run: dict, cpu: bool) -> None:
+    cells = [name, f"{run['rps']:.1f}", f"{run['inferences_per_s']:.1f}",
+             f"{run['p50_ms']:.2f}", f"{run['p95_ms']:.2f}", f"{run['p99_ms']:.2f}",
+             str(run["errors_total"])]
+    if cpu:
+        cells += [_cpu(run.get("server_cpu_us_per_request")),
+                  _cpu(run.get("postgres_cpu_us_per_request"))]
+    table.add_row(*cells)
 
 
 def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> None:
@@ -26,18 +34,24 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
     runs = f" · median of {result['repeat']} runs" if result.get("repeat", 1) > 1 else ""
     table = Table(title=f"{result['model']} · {result['payload']} · concurrency "
                         f"{result['concurrency']} · {result.get('batch', 1)} row(s)/request{runs}")
-    for column in ("run", "req/s", "inferences/s", "p50 ms", "p95 ms", "p99 ms", "errors"):
+    cpu = "predlog_cpu" in result
+    columns = ["run", "req/s", "inferences/s", "p50 ms", "p95 ms", "p99 ms", "errors"]
+    if cpu:
+        columns += ["server CPU µs/req", "postgres CPU µs/req"]
+    for column in columns:
         table.add_column(column, justify="right" if column != "run" else "left")
     if "ceiling" in result:
         ceiling = result["ceiling"]
         table.add_row(f"in-process, batch {ceiling['batch']}", "-",
-                      f"{ceiling['inferences_per_s']:.1f}", "-", "-", "-", "-")
+                      f"{ceiling['inferences_per_s']:.1f}", *["-"] * (len(columns) - 3))
     for name in ("naive", "aiinfra", "baseline", "predlog", "cache_hit", "cache_hit_redis"):
         if name in result:
-            _load_row(table, name, result[name])
+            _load_row(table, name, result[name], cpu)
     if "rps" in result:
-        _load_row(table, result.get("target", "server"), result)
+        _load_row(table, result.get("target", "server"), result, cpu)
     console.print(table)
-    for key, value in result.get("ratios", {}).items():
-        if value is not None:
-            console.print(f"{key}: {value:.2f}")
+    for section in ("ratios", "predlog_cpu"):
+        for key, value in result.get(section, {}).items():
+            if value is not None:
+                console.print(f"{key}: {value:.2f}" if section == "ratios"
+                              else f"predlog {key}: {value:.2f}")

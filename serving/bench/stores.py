@@ -47,7 +47,7 @@ def _pg_bindir() -> Path | None:
 class PostgresServer:
     """``initdb`` + ``pg_ctl`` in a temporary directory; trust authentication on 127.0.0.1."""
 
-    def __init__(self) -> None:
+    def __init__(self, nice: int = 0) -> None:
         bindir = _pg_bindir()
         if bindir is None:
             _missing("PostgreSQL (pg_ctl, initdb)", "postgresql")
@@ -56,6 +56,7 @@ class PostgresServer:
         self.data = self.root / "data"
         self.port = free_port()
         self._as_postgres = os.geteuid() == 0
+        self.nice = nice  # the server and every backend it forks run at this nice level
         if self._as_postgres:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "-A", "trust", "-E", "UTF8",
@@ -64,6 +65,8 @@ class PostgresServer:
 
     def _run(self, tool: str, *args: str, check: bool = True) -> subprocess.CompletedProcess:
         command = [str(self.bindir / tool), *args]
+        if self.nice:
+            command = ["nice", "-n", str(self.nice), *command]
         if self._as_postgres:
             command = ["runuser", "-u", "postgres", "--", *command]
         return subprocess.run(command, capture_output=True, text=True, check=check,
@@ -82,6 +85,14 @@ class PostgresServer:
     @property
     def running(self) -> bool:
         return self._run("pg_ctl", "-D", str(self.data), "status", check=False).returncode == 0
+
+    @property
+    def pid(self) -> int | None:
+        """The postmaster's process id (its backends are its children); None if stopped."""
+        try:
+            return int((self.data / "postmaster.pid").read_text().split("\n", 1)[0])
+        except (OSError, ValueError):
+            return None
 
     def url(self, database: str = "postgres") -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{database}"

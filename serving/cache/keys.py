@@ -10,7 +10,8 @@ and nothing needs to be invalidated by pattern.
 from __future__ import annotations
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from functools import lru_cache
 
 import numpy as np
 import xxhash
@@ -19,7 +20,9 @@ import xxhash
 KEY_SCHEMA = "p1"
 
 
-def _tensor_header(name: str, datatype: str, shape: Sequence[int]) -> bytes:
+@lru_cache(maxsize=4096)
+def _tensor_header(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
+    """Length-prefixed name, padded datatype and shape: the same few per model, so cached."""
     encoded = name.encode()
     return (struct.pack("<I", len(encoded)) + encoded + datatype.encode().ljust(8)
             + struct.pack(f"<I{len(shape)}q", len(shape), *shape))
@@ -32,10 +35,16 @@ def _contiguous(array: np.ndarray) -> np.ndarray:
 def request_digest(names: Sequence[str], datatypes: Sequence[str],
                    arrays: Sequence[np.ndarray]) -> bytes:
     """16 bytes identifying a request's inputs as a whole (the prediction log's input hash)."""
+    return inputs_digest(zip(names, datatypes, arrays, strict=True))
+
+
+def inputs_digest(inputs: Iterable[tuple[str, str, np.ndarray]]) -> bytes:
+    """``request_digest`` of (name, datatype, array) triples."""
     hasher = xxhash.xxh3_128()
-    for name, datatype, array in zip(names, datatypes, arrays, strict=True):
-        hasher.update(_tensor_header(name, datatype, array.shape))
-        hasher.update(_contiguous(array))
+    update = hasher.update
+    for name, datatype, array in inputs:
+        update(_tensor_header(name, datatype, array.shape))
+        update(array if array.flags.c_contiguous else np.ascontiguousarray(array))
     return hasher.digest()
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import orjson
 
 from serving.batcher import InferenceFailed
-from serving.cache.keys import request_digest
+from serving.cache.keys import inputs_digest
 from serving.errors import (
     InvalidInput,
     ModelNotFound,
@@ -43,8 +43,7 @@ def status_of(error: BaseException | None) -> str:
 
 def input_hash(request: InferRequest) -> bytes:
     """The request's inputs as a whole, hashed as the cache hashes them (16 bytes)."""
-    return request_digest([t.name for t in request.inputs], [t.datatype for t in request.inputs],
-                          [t.array for t in request.inputs])
+    return inputs_digest((t.name, t.datatype, t.array) for t in request.inputs)
 
 
 def _number(value: float) -> float | None:

@@ -79,12 +79,15 @@ class PredictionLog:
         self._log_outputs = settings.predlog_outputs
         self._buffer: deque[tuple] = deque()
         self._pending: _Batch | None = None
+        self._pending_rows = 0  # len(self._pending.records), kept for the request's side
         self._wake = asyncio.Event()
         self._closing = False
         self._closed = False
         self._ready = False
         self._partitions: set[tuple[int, int]] = set()
         self._next_maintenance = 0.0
+        self._next_write = 0.0  # monotonic time from which a partial batch is written
+        self._flushes = 0  # flush() calls waiting: write partial batches at once
         self._pool: AsyncConnectionPool | None = None
         self._task: asyncio.Task | None = None
         self._m_records = metrics.predlog_records
@@ -97,7 +100,7 @@ class PredictionLog:
     @property
     def buffered(self) -> int:
         """Records not yet written: in the buffer, or in the batch being written."""
-        return len(self._buffer) + (len(self._pending.records) if self._pending else 0)
+        return len(self._buffer) + self._pending_rows
 
     @property
     def ready(self) -> bool:
@@ -119,44 +122,53 @@ class PredictionLog:
                request: InferRequest | None = None, result: InferenceResult | None = None,
                version: int | None = None) -> None:
         """Buffer one request's record. Never raises and never waits."""
+        self._m_records.inc()
         try:
             row = self._row(created_at, model, status, latency_s, request, result, version)
         except Exception:  # noqa: BLE001 - a record that cannot be made is a dropped record
             log.exception("prediction log record failed", extra={"model": model})
-            self._m_records.inc()
             self._m_dropped.inc()
             return
-        self._m_records.inc()
+        buffer = self._buffer
         if self._closed:
             self._m_dropped.inc()
             return
-        if self.buffered >= self._capacity:
+        if len(buffer) + self._pending_rows >= self._capacity:
             self._m_dropped.inc()
-            if not self._buffer:
+            if not buffer:
                 return  # every older record is in the batch being written: drop this one
-            self._buffer.popleft()
+            buffer.popleft()
         else:
             self._m_buffered.inc()
-        self._buffer.append(row)
-        if len(self._buffer) == self._batch_size:
+        buffer.append(row)
+        if len(buffer) == self._batch_size:
             self._wake.set()
 
     def _row(self, created_at: float, model: str, status: str, latency_s: float,
              request: InferRequest | None, result: InferenceResult | None,
              version: int | None) -> tuple:
-        request_id = request.id[:MAX_REQUEST_ID] if request is not None and request.id else None
-        if request_id is not None and "\x00" in request_id:
-            request_id = request_id.replace("\x00", "")  # Postgres text cannot hold NUL
-        digest = input_hash(request) if request is not None and request.inputs else None
+        """The COPY row, in ``COLUMNS`` order."""
+        request_id = digest = None
+        rows = 0
+        if request is not None:
+            request_id = request.id
+            if request_id is not None:
+                request_id = request_id[:MAX_REQUEST_ID]
+                if "\x00" in request_id:
+                    request_id = request_id.replace("\x00", "")  # Postgres text has no NUL
+            inputs = request.inputs
+            if inputs:
+                digest = input_hash(request)
+                shape = inputs[0].shape
+                rows = shape[0] if shape else 0
+        when = datetime.fromtimestamp(created_at, UTC)
         if result is None:
-            rows = request.inputs[0].shape[0] if request and request.inputs \
-                and request.inputs[0].shape else 0
-            return (created_at, request_id, model, version, status, latency_s * 1000.0,
-                    None, None, rows, 0, digest, None)
+            return (when, request_id, model, version, status, latency_s * 1000.0, None, None,
+                    rows, 0, digest, None)
         batch = result.batch
-        summary = summarize_outputs(result.outputs) if self._log_outputs and status == "ok" \
-            else None
-        return (created_at, request_id, model, result.version, status, latency_s * 1000.0,
+        summary = summarize_outputs(result.outputs) \
+            if self._log_outputs and status == "ok" else None
+        return (when, request_id, model, result.version, status, latency_s * 1000.0,
                 None if batch.queue_s is None else batch.queue_s * 1000.0, batch.batch_rows,
                 result.rows, result.cached_rows, digest, summary)
 
@@ -170,13 +182,14 @@ class PredictionLog:
                     await self._prepare()
                 elif time.monotonic() >= self._next_maintenance:
                     await self._maintain()
-                batch = self._pending or self._take()
+                batch = self._pending or (self._take() if self._due() else None)
                 if batch is None:
                     if self._closing:
                         return
                     await self._idle()
                     continue
                 await self._write(batch)
+                self._next_write = time.monotonic() + self._interval_s
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # noqa: BLE001 - Postgres down or slow: keep buffering
@@ -198,10 +211,19 @@ class PredictionLog:
                             extra={"buffered": self.buffered})
             delay = BACKOFF_MIN_S
 
+    def _due(self) -> bool:
+        """Write now: a full batch is waiting, the flush interval has passed since the last
+        write, or a flush or shutdown asks for it. Under load this keeps to one COPY per
+        interval (or per full batch): each COPY's round trips and transaction cost the event
+        loop far more than its rows do."""
+        return (len(self._buffer) >= self._batch_size or self._closing or self._flushes > 0
+                or time.monotonic() >= self._next_write)
+
     async def _idle(self) -> None:
         self._wake.clear()
+        wait_s = self._next_write - time.monotonic() if self._buffer else self._interval_s
         try:
-            async with asyncio.timeout(self._interval_s):
+            async with asyncio.timeout(max(wait_s, 0.001)):
                 await self._wake.wait()
         except TimeoutError:
             pass
@@ -220,15 +242,19 @@ class PredictionLog:
                   type(exc).__name__, exc, extra={"dropped": len(batch.records)})
         self._m_dropped.inc(len(batch.records))
         self._m_buffered.dec(len(batch.records))
-        self._pending = None
+        self._set_pending(None)
 
     def _take(self) -> _Batch | None:
         if not self._buffer:
             return None
         count = min(len(self._buffer), self._batch_size)
         take = self._buffer.popleft
-        self._pending = _Batch([take() for _ in range(count)])
-        return self._pending
+        return self._set_pending(_Batch([take() for _ in range(count)]))
+
+    def _set_pending(self, batch: _Batch | None) -> _Batch | None:
+        self._pending = batch
+        self._pending_rows = 0 if batch is None else len(batch.records)
+        return batch
 
     async def _prepare(self) -> None:
         assert self._pool is not None
@@ -253,10 +279,8 @@ class PredictionLog:
         assert self._pool is not None
         started = time.perf_counter()
         records = batch.records
-        first = min(record[0] for record in records)
-        last = max(record[0] for record in records)
-        months = months_between(month_of(datetime.fromtimestamp(first, UTC)),
-                                month_of(datetime.fromtimestamp(last, UTC)))
+        months = months_between(month_of(min(record[0] for record in records)),
+                                month_of(max(record[0] for record in records)))
         async with self._pool.connection(timeout=CONNECTION_WAIT_S) as conn:
             if not self._partitions.issuperset(months):
                 await ensure_partitions(conn, months)
@@ -266,15 +290,15 @@ class PredictionLog:
                     await cursor.execute("INSERT INTO predlog_batches (batch_id) VALUES (%s)",
                                          (batch.id,))
                     async with cursor.copy(COPY_SQL) as copy:
-                        for index, record in enumerate(records, 1):
-                            await copy.write_row(
-                                (datetime.fromtimestamp(record[0], UTC), *record[1:]))
-                            if index % YIELD_EVERY == 0:
-                                await asyncio.sleep(0)  # let requests in between rows
+                        write_row = copy.write_row
+                        for start in range(0, len(records), YIELD_EVERY):
+                            for record in records[start:start + YIELD_EVERY]:
+                                await write_row(record)
+                            await asyncio.sleep(0)  # let requests in between rows
             except psycopg.errors.UniqueViolation:
                 log.info("prediction log batch was already written",
                          extra={"batch": str(batch.id)})
-        self._pending = None
+        self._set_pending(None)
         self._m_written.inc(len(records))
         self._m_buffered.dec(len(records))
         self._m_write.observe(time.perf_counter() - started)
@@ -282,11 +306,15 @@ class PredictionLog:
     async def flush(self, timeout_s: float) -> bool:
         """Wait until every buffered record is written; False if ``timeout_s`` ran out."""
         deadline = time.monotonic() + timeout_s
-        while self.buffered:
-            if time.monotonic() >= deadline:
-                return False
-            self._wake.set()
-            await asyncio.sleep(0.01)
+        self._flushes += 1
+        try:
+            while self.buffered:
+                if time.monotonic() >= deadline:
+                    return False
+                self._wake.set()
+                await asyncio.sleep(0.01)
+        finally:
+            self._flushes -= 1
         return True
 
     async def close(self) -> None:
@@ -308,7 +336,7 @@ class PredictionLog:
             log.warning("prediction log: records dropped at shutdown (Postgres unavailable)",
                         extra={"dropped": lost})
         self._buffer.clear()
-        self._pending = None
+        self._set_pending(None)
         if self._pool is not None:
             await self._pool.close()
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -44,9 +46,15 @@ def test_payloads_decode_as_the_server_reads_them(payload: str) -> None:
 def test_load_generator_against_a_real_server(scale_repository: Path, start_server,
                                               payload: str) -> None:
     server = start_server(scale_repository)
+    samples = iter([{"server": 10.0, "gone": None}, {"server": 12.5, "gone": 1.0}])
     result = run_against(server.url, model="scale", concurrency=4, payload=payload,
-                         duration_s=1.0, warmup_s=0.2, batch=2)
+                         duration_s=1.0, warmup_s=0.2, batch=2,
+                         cpu_probe=lambda: next(samples))
     assert result["errors_total"] == 0
+    # Sampled once as the window opens and once as it closes; a process missing from either
+    # sample reports nothing.
+    assert result["server_cpu_us_per_request"] == pytest.approx(2.5e6 / result["requests"])
+    assert "gone_cpu_us_per_request" not in result
     assert result["requests"] > 10
     assert result["statuses"] == {"200": result["requests"]}
     assert result["inferences_per_s"] == pytest.approx(2 * result["rps"])
@@ -159,3 +167,50 @@ def test_data_plane_bench_runs_every_side(scale_repository: Path, database_url: 
     assert result["predlog"]["logged_rows"] >= result["predlog"]["requests"]
     assert result["ratios"]["predlog_rps_vs_baseline"] > 0
     assert result["ratios"]["cache_hit_redis_rps_vs_baseline"] > 0
+    for run in ("baseline", "predlog"):
+        assert result[run]["server_cpu_us_per_request"] > 0, run
+        # A database given by URL runs elsewhere: its CPU is not the bench's to measure.
+        assert "postgres_cpu_us_per_request" not in result[run], run
+    assert result["predlog_cpu"]["server_us_added"] is not None
+    assert result["predlog_cpu"]["postgres_us"] is None
+
+
+def test_predlog_cpu_adds_server_and_database_cost() -> None:
+    from serving.bench.dataplane import predlog_cpu  # noqa: PLC0415
+
+    cost = predlog_cpu({"server_cpu_us_per_request": 200.0},
+                       {"server_cpu_us_per_request": 206.0, "postgres_cpu_us_per_request": 4.0})
+    assert cost == {"server_us_added": 6.0, "postgres_us": 4.0, "total_us_added": 10.0,
+                    "total_share_of_baseline_cpu": 0.05}
+    assert predlog_cpu({}, {"postgres_cpu_us_per_request": 4.0})["total_us_added"] is None
+
+
+def test_process_tree_cpu_counts_children() -> None:
+    from serving.bench.procstat import tree_cpu_seconds  # noqa: PLC0415
+
+    busy = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
+    child = subprocess.Popen([sys.executable, "-c", busy + "\ninput()"], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 30
+        while (tree_cpu_seconds(child.pid) or 0) < 0.3:
+            assert time.monotonic() < deadline, "the child's CPU was never seen"
+            time.sleep(0.05)
+        # The child is this process's descendant: its CPU is part of this tree's.
+        own = tree_cpu_seconds(os.getpid())
+        assert own is not None
+        assert own >= tree_cpu_seconds(child.pid)
+    finally:
+        child.communicate(b"\n", timeout=30)
+    assert tree_cpu_seconds(child.pid) is None
+
+
+@pytest.mark.slow
+def test_throwaway_postgres_runs_at_the_asked_nice_level() -> None:
+    from serving.bench.stores import PostgresServer  # noqa: PLC0415
+
+    server = PostgresServer(nice=19)
+    try:
+        stat = Path(f"/proc/{server.pid}/stat").read_text().rsplit(")", 1)[1].split()
+        assert int(stat[16]) == 19  # the postmaster; its backends inherit it
+    finally:
+        server.close()

@@ -191,7 +191,7 @@ async def test_a_batch_is_never_written_twice(database_url: str) -> None:
     while not log.ready:  # migrated and partitioned
         assert time.monotonic() < deadline, "never ready"
         await asyncio.sleep(0.01)
-    batch = _Batch([(time.time(), None, "m", 1, "ok", 1.0, None, None, 1, 0, None, None)] * 3)
+    batch = _Batch([(datetime.now(UTC), None, "m", 1, "ok", 1.0, None, None, 1, 0, None, None)] * 3)
     await log._write(batch)
     await log._write(batch)  # as after a commit whose answer the connection lost
     await log.close()
@@ -216,6 +216,33 @@ async def test_a_batch_postgres_refuses_is_dropped_not_retried_forever(
     assert await log.flush(WAIT_S)
     await log.close()
     assert rows_of(database_url, "SELECT request_id FROM predictions") == [("ab",)]
+
+
+async def test_under_steady_load_one_copy_per_interval_or_full_batch(database_url: str) -> None:
+    # Writing whatever arrived during the previous COPY at once would mean a COPY (and its
+    # round trips) every few milliseconds under load: the event loop's time goes to
+    # transactions instead of rows. Partial batches wait for the flush interval.
+    log, metrics = make_log(database_url, predlog_flush_interval_ms=250, predlog_batch_size=150)
+    await log.start()
+    deadline = time.monotonic() + WAIT_S
+    while not log.ready:
+        assert time.monotonic() < deadline, "never ready"
+        await asyncio.sleep(0.01)
+    started = time.monotonic()
+    while time.monotonic() - started < 1.0:  # ~100 records/s in bursts of 2
+        record_n(log, 2)
+        await asyncio.sleep(0.02)
+    elapsed = time.monotonic() - started
+    copies = value(metrics, "aiinfra_predlog_write_duration_seconds_count")
+    assert 1 <= copies <= elapsed / 0.25 + 2
+    record_n(log, 150)  # a full batch does not wait for the interval
+    deadline = time.monotonic() + 0.2
+    while value(metrics, "aiinfra_predlog_write_duration_seconds_count") == copies:
+        assert time.monotonic() < deadline, "a full batch waited"
+        await asyncio.sleep(0.005)
+    assert await log.flush(WAIT_S)
+    await log.close()
+    assert rows_of(database_url) == [(value(metrics, "aiinfra_predlog_records_total"),)]
 
 
 async def test_shutdown_flushes_the_buffer(database_url: str) -> None:
