@@ -115,7 +115,7 @@ def estimate(graph: Graph, *, catalogue: Catalogue | None = None,
     catalogue = catalogue or load_catalogue(graph.config.region)
     pricer = _Pricer(graph, catalogue, usage)
     pricer.price()
-    # The mocks register resources in no fixed order: sort for stable output.
+    # Lines grouped by component, components in the order a reader expects them.
     rank = {name: i for i, name in enumerate(COMPONENT_ORDER)}
     pricer.lines.sort(key=lambda li: (rank.get(li.component, len(rank)), li.component,
                                       li.name))

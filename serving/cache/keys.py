@@ -44,7 +44,7 @@ def inputs_digest(inputs: Iterable[tuple[str, str, np.ndarray]]) -> bytes:
     update = hasher.update
     for name, datatype, array in inputs:
         update(_tensor_header(name, datatype, array.shape))
-        update(array if array.flags.c_contiguous else np.ascontiguousarray(array))
+        update(_contiguous(array))
     return hasher.digest()
 
 
