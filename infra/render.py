@@ -7,6 +7,7 @@ ARNs, endpoints) are filled with placeholders so every resource is registered.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -115,6 +116,17 @@ def _computed(type_token: str, name: str, inputs: dict) -> dict:
     return values
 
 
+def _ensure_event_loop() -> None:
+    """Pulumi's mocks run on the thread's current event loop, and a caller that ran its own
+    (``asyncio.run``, an async test) leaves none set, or a closed one: give the thread one."""
+    try:
+        if not asyncio.get_event_loop_policy().get_event_loop().is_closed():
+            return
+    except RuntimeError:
+        pass
+    asyncio.set_event_loop(asyncio.new_event_loop())
+
+
 def render(stack: str, root: Path | None = None) -> Graph:
     """Validate ``stack``'s config, then run the program under mocks and return its graph."""
     import pulumi  # noqa: PLC0415 - heavy: only when rendering
@@ -157,6 +169,7 @@ def render(stack: str, root: Path | None = None) -> Graph:
         {f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
          for key, value in values.items() if key != "region"}
         | {"aws:region": config.region})
+    _ensure_event_loop()
     pulumi.runtime.set_mocks(RecordingMocks(), project=PROJECT, stack=stack, preview=False,
                              monitor=RecordingMonitor(RecordingMocks()))
     _sync_await(run_pulumi_func(lambda: build(read_pulumi_config())))

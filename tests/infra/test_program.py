@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from infra.catalog import catalog
 from infra.pgtune import pgtune, rds_parameters
 from infra.preview import k8s_objects
+from infra.render import render
 
 STACKS = ["dev", "staging", "prod"]
 
@@ -190,3 +192,9 @@ def test_graph_order_does_not_depend_on_output_resolution(graphs) -> None:
         keys = [(r.type, r.name) for r in graph.resources]
         assert keys == sorted(keys)
         assert len(set(keys)) == len(keys)
+
+
+def test_renders_after_an_event_loop_was_run_and_closed() -> None:
+    # asyncio.run (as an async test or a CLI command does) leaves the thread without a loop.
+    asyncio.run(asyncio.sleep(0))
+    assert render("dev").of_type("aws:eks/cluster:Cluster")
