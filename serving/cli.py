@@ -98,7 +98,19 @@ def bench(
         min=0, max=19, help="--data-plane: run the throwaway Postgres at this nice level "
         "(19: it takes only idle CPU, as a separate database host would)")] = 0,
     repeat: Annotated[int, typer.Option(
-        min=1, help="--compare / --data-plane runs; medians reported")] = 1,
+        min=1, help="--compare runs, --data-plane pairs of servers; medians reported")] = 1,
+    rounds: Annotated[int, typer.Option(
+        min=1, help="--data-plane: alternating windows per pair (--duration split among "
+        "them)")] = 4,
+    server_cpus: Annotated[str | None, typer.Option(
+        help="--data-plane: pin each server to these CPUs (e.g. 0 or 0-1)",
+        show_default=False)] = None,
+    client_cpus: Annotated[str | None, typer.Option(
+        help="--data-plane: pin the load generator and throwaway stores to these CPUs",
+        show_default=False)] = None,
+    control: Annotated[bool, typer.Option(
+        "--control", help="--data-plane: also compare two log-off servers (noise floor)")
+    ] = False,
     output: Annotated[Path | None, typer.Option(help="Write the result as JSON here")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     gpu_suite: Annotated[bool, typer.Option(
@@ -131,11 +143,18 @@ def bench(
         raise typer.BadParameter("--compare and --data-plane are separate runs: pick one")
     if data_plane:
         from serving.bench.dataplane import run_data_plane  # noqa: PLC0415
+        from serving.bench.paired import parse_cpus  # noqa: PLC0415
 
-        result = run_repeated(repeat, runner=run_data_plane, model=model,
-                              concurrency=concurrency, payload=payload, duration_s=duration,
-                              warmup_s=warmup, batch=batch, database_url=database_url,
-                              redis_url=redis_url, database_nice=database_nice)
+        try:
+            pinning = {"server_cpus": parse_cpus(server_cpus),
+                       "client_cpus": parse_cpus(client_cpus)}
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
+        result = run_data_plane(model=model, concurrency=concurrency, payload=payload,
+                                duration_s=duration, warmup_s=warmup, batch=batch,
+                                database_url=database_url, redis_url=redis_url,
+                                database_nice=database_nice, pairs=repeat, rounds=rounds,
+                                control=control, **pinning)
     elif compare:
         result = run_repeated(repeat, model=model, concurrency=concurrency, payload=payload,
                              duration_s=duration, warmup_s=warmup, batch=batch)

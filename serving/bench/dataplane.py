@@ -1,7 +1,10 @@
 """Side by side in one run: what the data plane costs and what it saves.
 
 - **baseline**: ``aiinfra serve`` with neither cache nor prediction log: the compute path;
-- **predlog**: the same server logging every request to Postgres (``AIINFRA_DATABASE_URL``);
+- **predlog**: the same server logging every request to Postgres (``AIINFRA_DATABASE_URL``),
+  compared with the baseline in paired, interleaved windows (``serving.bench.paired``): a
+  few-percent cost is smaller than the run-to-run noise of single runs on a small machine;
+- **control** (optional): the same comparison with the log off on both sides: the noise floor;
 - **cache_hit**: the model with ``cache: {enabled: true}``; the load repeats one body, so
   every request after the first is answered by the in-process tier;
 - **cache_hit_redis** (when Redis is there): the same with the in-process tier off, so every
@@ -15,20 +18,22 @@ bound on what a separate database host (RDS, ElastiCache) would cost.
 
 from __future__ import annotations
 
+import os
 import shutil
-import sys
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
+from subprocess import Popen
 
 import psycopg
 import yaml
 
-from serving.bench.compare import machine, serve_process
-from serving.bench.loadgen import run_against
+from serving.bench.compare import machine, merge_runs
+from serving.bench.loadgen import Probe, run_against
+from serving.bench.paired import Side, compare_sides, started
 from serving.bench.procstat import tree_cpu_seconds
-from serving.bench.stores import PostgresServer, RedisServer, free_port
+from serving.bench.stores import PostgresServer, RedisServer
 from serving.demo import build_demo_repository
 from serving.settings import Settings
 
@@ -74,66 +79,110 @@ def _logged_rows(database_url: str) -> int:
         return conn.execute("SELECT count(*) FROM predictions").fetchone()[0]
 
 
-def _serve_and_drive(repository: Path, model: str, env: dict[str, str], load: dict,
-                     postgres: PostgresServer | None) -> dict:
-    """One server under the closed loop; with the server's (and a throwaway PostgreSQL's)
-    CPU per request, measured over the same window."""
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    command = [sys.executable, "-m", "serving.cli", "serve", "--repository", str(repository),
-               "--port", str(port), "--load", model]
-    with serve_process(command, url, "/v2/health/ready",
-                       {"AIINFRA_LOG_LEVEL": "warning", **env}) as server:
+def _probe(postgres: PostgresServer | None) -> Callable[[Popen], Probe]:
+    """CPU seconds so far of a server (and of a throwaway PostgreSQL, autovacuum included)."""
 
+    def for_server(server: Popen) -> Probe:
         def cpu() -> dict[str, float | None]:
             used = {"server": tree_cpu_seconds(server.pid)}
             if postgres is not None and postgres.pid is not None:
                 used["postgres"] = tree_cpu_seconds(postgres.pid)
             return used
 
-        return run_against(url, cpu_probe=cpu, **load)
+        return cpu
+
+    return for_server
+
+
+def _single(side: Side, model: str, load: dict, duration_s: float, warmup_s: float,
+            server_cpus: set[int] | None) -> dict:
+    with started(side, model, server_cpus) as (url, process):
+        return run_against(url, model=model, duration_s=duration_s, warmup_s=warmup_s,
+                           cpu_probe=_probe(None)(process), **load)
 
 
 def run_data_plane(*, model: str, concurrency: int, payload: str, duration_s: float,
                    warmup_s: float, batch: int, database_url: str | None = None,
-                   redis_url: str | None = None, database_nice: int = 0) -> dict:
+                   redis_url: str | None = None, database_nice: int = 0, pairs: int = 1,
+                   rounds: int = 4, server_cpus: set[int] | None = None,
+                   client_cpus: set[int] | None = None, control: bool = False) -> dict:
+    """The prediction log's cost as ``pairs`` paired, interleaved comparisons against the
+    compute path (``serving.bench.paired``); with ``control``, the same method with the log
+    off on both sides, for its noise floor; then each cache side, ``pairs`` runs of its own
+    (medians). ``client_cpus`` pins this process (the load generator) and the throwaway
+    stores it starts; ``server_cpus`` pins every server."""
+    pinned = os.sched_getaffinity(0) if client_cpus else None
+    if client_cpus:
+        os.sched_setaffinity(0, client_cpus)
+    try:
+        return _run_data_plane(
+            model=model, load={"concurrency": concurrency, "payload": payload, "batch": batch},
+            duration_s=duration_s, warmup_s=warmup_s, database_url=database_url,
+            redis_url=redis_url, database_nice=database_nice, pairs=pairs, rounds=rounds,
+            server_cpus=server_cpus, client_cpus=client_cpus, control=control)
+    finally:
+        if pinned is not None:
+            os.sched_setaffinity(0, pinned)
+
+
+def _run_data_plane(*, model: str, load: dict, duration_s: float, warmup_s: float,
+                    database_url: str | None, redis_url: str | None, database_nice: int,
+                    pairs: int, rounds: int, server_cpus: set[int] | None,
+                    client_cpus: set[int] | None, control: bool) -> dict:
     settings = Settings()
     repository = settings.model_repository or build_demo_repository(settings.demo_repository)
     database_url = database_url or settings.database_dsn
     redis_url = redis_url or settings.redis_dsn
-    load = {"model": model, "concurrency": concurrency, "payload": payload,
-            "duration_s": duration_s, "warmup_s": warmup_s, "batch": batch}
-    result: dict = {"model": model, "concurrency": concurrency, "payload": payload,
-                    "batch": batch, "machine": machine(),
+    result: dict = {"model": model, **load, "machine": machine(), "pairs": pairs, "rounds": rounds,
+                    "duration_s": duration_s,
+                    "server_cpus": sorted(server_cpus) if server_cpus else None,
+                    "client_cpus": sorted(client_cpus) if client_cpus else None,
                     "database": "given" if database_url else f"throwaway, nice {database_nice}"}
     off = {"AIINFRA_DATABASE_URL": "", "AIINFRA_REDIS_URL": ""}
     with tempfile.TemporaryDirectory(prefix="aiinfra-bench-") as tmp, \
             data_stores(database_url, redis_url, database_nice) as (database, redis, postgres):
-        cached = cached_copy(repository, model, Path(tmp))
-        result["baseline"] = _serve_and_drive(repository, model, off, load, postgres)
+        paired = {"model": model, "load": load, "pairs": pairs, "rounds": rounds,
+                  "duration_s": duration_s, "warmup_s": warmup_s, "server_cpus": server_cpus,
+                  "probe": _probe(postgres)}
+        baseline = Side("baseline", repository, off)
+        if control:
+            result["control"] = compare_sides(
+                (baseline, Side("baseline_again", repository, off)), **paired)
         before = _logged_rows(database)
-        result["predlog"] = _serve_and_drive(
-            repository, model, {**off, "AIINFRA_DATABASE_URL": database}, load, postgres)
-        # Warm-up and measured requests alike are logged; the server flushes as it stops.
+        logged = compare_sides(
+            (baseline, Side("predlog", repository, {**off, "AIINFRA_DATABASE_URL": database})),
+            **paired)
+        result["baseline"] = logged.pop("baseline")
+        result["predlog"] = logged.pop("predlog")
+        # Warm-up and measured requests alike are logged; each server flushes as it stops.
         result["predlog"]["logged_rows"] = _logged_rows(database) - before
-        result["cache_hit"] = _serve_and_drive(cached, model, off, load, None)
+        result["predlog_paired"] = logged
+        cached = cached_copy(repository, model, Path(tmp))
+        sides = [Side("cache_hit", cached, off)]
         if redis:
-            result["cache_hit_redis"] = _serve_and_drive(
-                cached, model, {**off, "AIINFRA_REDIS_URL": redis,
-                                "AIINFRA_CACHE_LOCAL_MAX_BYTES": "0"}, load, None)
-    baseline = result["baseline"]
+            sides.append(Side("cache_hit_redis", cached, {
+                **off, "AIINFRA_REDIS_URL": redis, "AIINFRA_CACHE_LOCAL_MAX_BYTES": "0"}))
+        for side in sides:
+            runs = [_single(side, model, load, duration_s, warmup_s, server_cpus)
+                    for _ in range(pairs)]
+            result[side.name] = merge_runs([{"run": run} for run in runs])["run"]
+            result[side.name]["runs"] = runs
+    baseline_side = result["baseline"]
 
     def ratio(run: str, key: str) -> float | None:
-        return result[run][key] / baseline[key] if run in result and baseline[key] else None
+        return (result[run][key] / baseline_side[key]
+                if run in result and baseline_side[key] else None)
 
     result["ratios"] = {
-        "predlog_rps_vs_baseline": ratio("predlog", "rps"),
+        "predlog_rps_vs_baseline": result["predlog_paired"]["rps_ratio_median"],
         "predlog_p99_vs_baseline": ratio("predlog", "p99_ms"),
         "cache_hit_rps_vs_baseline": ratio("cache_hit", "rps"),
         "cache_hit_p50_vs_baseline": ratio("cache_hit", "p50_ms"),
         "cache_hit_redis_rps_vs_baseline": ratio("cache_hit_redis", "rps"),
     }
-    result["predlog_cpu"] = predlog_cpu(baseline, result["predlog"])
+    if control:
+        result["ratios"]["control_rps_ratio"] = result["control"]["rps_ratio_median"]
+    result["predlog_cpu"] = predlog_cpu(baseline_side, result["predlog"])
     return result
 
 

@@ -23,6 +23,18 @@ def _load_row(table: Table, name: str, run: dict, cpu: bool) -> None:
     table.add_row(*cells)
 
 
+def _paired_line(label: str, paired: dict) -> str:
+    low, high = paired["rps_ratio_ci95"]
+    line = (f"{label}: req/s ratio {paired['rps_ratio_median']:.3f} (95 % CI {low:.3f}–"
+            f"{high:.3f}; {paired['pairs']} pair(s) × {paired['rounds']} rounds: "
+            f"{', '.join(f'{r:.3f}' for r in paired['rps_ratios'])})")
+    if "server_cpu_us_added_median" in paired:
+        low, high = paired["server_cpu_us_added_ci95"]
+        line += (f"; server CPU {paired['server_cpu_us_added_median']:+.1f} µs/request "
+                 f"({low:+.1f} to {high:+.1f})")
+    return line
+
+
 def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> None:
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +62,10 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
     if "rps" in result:
         _load_row(table, result.get("target", "server"), result, cpu)
     console.print(table)
+    for section, label in (("predlog_paired", "log on vs off"),
+                           ("control", "control, log off on both sides")):
+        if section in result:
+            console.print(_paired_line(label, result[section]))
     for section in ("ratios", "predlog_cpu"):
         for key, value in result.get(section, {}).items():
             if value is not None:

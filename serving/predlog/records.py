@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import orjson
 
 from serving.batcher import InferenceFailed
 from serving.cache.keys import inputs_digest
@@ -50,8 +49,9 @@ def _number(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def summarize_outputs(outputs: list[tuple[str, np.ndarray, bool]]) -> str:
-    """Per output: shape, min/max/mean and, for [rows, classes] scores, each row's argmax."""
+def summarize_outputs(outputs: list[tuple[str, np.ndarray, bool]]) -> dict:
+    """Per output: shape, min/max/mean and, for [rows, classes] scores, each row's argmax
+    (JSON-ready)."""
     summary = {}
     for name, array, _ in outputs:
         entry: dict = {"shape": list(array.shape)}
@@ -62,4 +62,4 @@ def summarize_outputs(outputs: list[tuple[str, np.ndarray, bool]]) -> str:
             if array.ndim == 2 and array.dtype.kind == "f" and array.shape[0] <= SUMMARY_ROWS:
                 entry["argmax"] = array.argmax(axis=1).tolist()
         summary[name] = entry
-    return orjson.dumps(summary).decode()
+    return summary

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
+import orjson
 import psycopg
+from psycopg.types.json import Jsonb
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from serving.metrics import ServingMetrics
@@ -43,7 +45,12 @@ log = logging.getLogger(__name__)
 COLUMNS = ("created_at", "request_id", "model", "model_version", "status", "latency_ms",
            "queue_ms", "batch_size", "request_rows", "cached_rows", "input_hash",
            "output_summary")
-COPY_SQL = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN"
+# Binary COPY: a row costs the event loop about a fifth of its text form (no number or
+# timestamp formatting, no bytea escaping) and PostgreSQL less to parse. Each value is sent
+# as its column's type, read from the catalogue once the schema is migrated.
+COPY_SQL = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+COLUMN_TYPES_SQL = ("SELECT attname, atttypid FROM pg_attribute WHERE attrelid = "
+                    "'predictions'::regclass AND attnum > 0 AND NOT attisdropped")
 CONNECTION_WAIT_S = 2.0
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
@@ -85,6 +92,7 @@ class PredictionLog:
         self._closed = False
         self._ready = False
         self._partitions: set[tuple[int, int]] = set()
+        self._types: list[int] = []  # COLUMNS' type oids, for binary COPY
         self._next_maintenance = 0.0
         self._next_write = 0.0  # monotonic time from which a partial batch is written
         self._flushes = 0  # flush() calls waiting: write partial batches at once
@@ -166,7 +174,7 @@ class PredictionLog:
             return (when, request_id, model, version, status, latency_s * 1000.0, None, None,
                     rows, 0, digest, None)
         batch = result.batch
-        summary = summarize_outputs(result.outputs) \
+        summary = Jsonb(summarize_outputs(result.outputs), dumps=orjson.dumps) \
             if self._log_outputs and status == "ok" else None
         return (when, request_id, model, result.version, status, latency_s * 1000.0,
                 None if batch.queue_s is None else batch.queue_s * 1000.0, batch.batch_rows,
@@ -260,6 +268,9 @@ class PredictionLog:
         assert self._pool is not None
         async with self._pool.connection(timeout=CONNECTION_WAIT_S) as conn:
             await migrate(conn)
+            cursor = await conn.execute(COLUMN_TYPES_SQL)
+            types = dict(await cursor.fetchall())
+        self._types = [types[column] for column in COLUMNS]
         self._partitions.clear()
         await self._maintain()
         self._ready = True
@@ -290,6 +301,7 @@ class PredictionLog:
                     await cursor.execute("INSERT INTO predlog_batches (batch_id) VALUES (%s)",
                                          (batch.id,))
                     async with cursor.copy(COPY_SQL) as copy:
+                        copy.set_types(self._types)
                         write_row = copy.write_row
                         for start in range(0, len(records), YIELD_EVERY):
                             for record in records[start:start + YIELD_EVERY]:

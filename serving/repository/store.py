@@ -9,6 +9,16 @@ from serving.errors import ModelConfigError, ModelNotFound
 from serving.repository.config import ModelConfig, load_model_config
 
 ARTIFACT_NAMES = ("model.pt2", "model.pt", "model.ts")
+MAX_VERSION = 2**31 - 1  # versions are logged as a PostgreSQL integer
+
+
+def version_number(text: str) -> int | None:
+    """A version directory's or URL's number: ASCII digits up to ``MAX_VERSION``; else None
+    (``str.isdigit`` also takes "²" and "٣", which ``int`` refuses or reads)."""
+    if not (text.isascii() and text.isdigit()):
+        return None
+    number = int(text)
+    return number if number <= MAX_VERSION else None
 
 
 @dataclass(frozen=True)
@@ -47,11 +57,12 @@ class ModelRepository:
         """All versions with an artifact, oldest first."""
         found = []
         for entry in self.model_dir(name).iterdir():
-            if not (entry.is_dir() and entry.name.isdigit()):
+            number = version_number(entry.name)
+            if number is None or not entry.is_dir():
                 continue
             artifact = next((entry / a for a in ARTIFACT_NAMES if (entry / a).is_file()), None)
             if artifact is not None:
-                found.append(ModelVersion(name, int(entry.name), artifact))
+                found.append(ModelVersion(name, number, artifact))
         if not found:
             raise ModelConfigError(
                 f"model '{name}' has no version: add {self.root / name}/1/model.pt2 "

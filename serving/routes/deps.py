@@ -7,6 +7,7 @@ import hmac
 from fastapi import Request
 
 from serving.errors import Forbidden, ModelNotFound, PayloadTooLarge, Unauthorized
+from serving.repository.store import MAX_VERSION, version_number
 from serving.runtime import Runtime
 
 
@@ -17,9 +18,11 @@ def runtime(request: Request) -> Runtime:
 def parse_version(value: str | None) -> int | None:
     if value is None:
         return None
-    if not value.isdigit():
-        raise ModelNotFound(f"model version {value!r} is not a version number")
-    return int(value)
+    number = version_number(value)
+    if number is None:
+        raise ModelNotFound(f"model version {value!r} is not a version number "
+                            f"(0 to {MAX_VERSION})")
+    return number
 
 
 async def read_body(request: Request, limit: int) -> bytes:

@@ -1,0 +1,179 @@
+"""Two server configurations compared fairly on a small, shared machine.
+
+On a 2-vCPU virtual machine a server's throughput moves for two reasons, both larger than a
+few-percent effect under test:
+
+- the machine's speed drifts from one second to the next (neighbours, caches);
+- each server *process* runs at a speed of its own for its whole life (memory layout): two
+  identical servers, measured in alternation, can differ by 8 % for as long as they run.
+
+So a comparison here starts both sides as a fresh pair of processes, ``pairs`` times, and
+measures each pair in ``rounds`` short windows that alternate the order (A B, B A, ...) so
+that drift falls on both alike. Each pair yields one ratio (its B requests per second over its
+A); the headline is the median ratio over pairs, with a bootstrap 95 % interval. A control
+run (both sides identical) measures the method's own noise floor.
+
+Pinning (``server_cpus``) gives each server the same CPUs and leaves the others to the load
+generator and the throwaway stores, as a server's own cores and a database on another host
+would be; pinned, a saturated server's throughput is the inverse of its CPU per request.
+"""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from subprocess import Popen
+
+import numpy as np
+
+from serving.bench.compare import serve_process
+from serving.bench.loadgen import Probe, run_against
+from serving.bench.stores import free_port
+
+WINDOW_WARMUP_S = 0.3  # each window opens fresh connections: not measured
+BOOTSTRAP_RESAMPLES = 2000
+
+
+@dataclass(frozen=True)
+class Side:
+    """One server configuration: its repository and the environment it runs with."""
+
+    name: str
+    repository: Path
+    env: dict[str, str] = field(default_factory=dict)
+
+
+def parse_cpus(text: str | None) -> set[int] | None:
+    """A CPU list as ``taskset`` takes it (``0``, ``0-3``, ``0,2``); None when empty."""
+    if not text:
+        return None
+    cpus: set[int] = set()
+    for part in text.split(","):
+        low, _, high = part.strip().partition("-")
+        if not low.isdigit() or (high and not high.isdigit()):
+            raise ValueError(f"not a CPU list: {text!r} (e.g. 0, 0-1, 0,2)")
+        cpus.update(range(int(low), int(high or low) + 1))
+    return cpus
+
+
+def server_command(repository: Path, model: str, port: int,
+                   cpus: set[int] | None = None) -> list[str]:
+    command = [sys.executable, "-m", "serving.cli", "serve", "--repository", str(repository),
+               "--port", str(port), "--load", model]
+    if cpus is None:
+        return command
+    taskset = shutil.which("taskset")
+    if taskset is None:
+        raise RuntimeError("pinning needs taskset: apt-get install util-linux")
+    # taskset sets the affinity before the server starts, so every thread it makes keeps it.
+    return [taskset, "-c", ",".join(map(str, sorted(cpus))), *command]
+
+
+@contextmanager
+def started(side: Side, model: str, cpus: set[int] | None = None
+            ) -> Iterator[tuple[str, Popen]]:
+    """``aiinfra serve`` for ``side``, ready; yields its URL and process."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with serve_process(server_command(side.repository, model, port, cpus), url,
+                       "/v2/health/ready", {"AIINFRA_LOG_LEVEL": "warning", **side.env}
+                       ) as process:
+        yield url, process
+
+
+def _pooled(windows: list[dict]) -> dict:
+    """One side of one pair: its windows added up (rates over the summed time, CPU over the
+    summed requests), latency percentiles as the windows' medians."""
+    requests = sum(w["requests"] for w in windows)
+    seconds = sum(w["seconds"] for w in windows)
+    pooled = {"requests": requests, "seconds": seconds,
+              "errors_total": sum(w["errors_total"] for w in windows),
+              "rps": requests / seconds if seconds else 0.0,
+              "inferences_per_s": sum(w["inferences_per_s"] * w["seconds"] for w in windows)
+              / seconds if seconds else 0.0}
+    for key in ("p50_ms", "p95_ms", "p99_ms"):
+        pooled[key] = float(np.median([w[key] for w in windows]))
+    for key in {k for w in windows for k in w if k.endswith("_cpu_us_per_request")}:
+        spent = [w[key] * w["requests"] for w in windows if w.get(key) is not None]
+        pooled[key] = sum(spent) / requests if spent and requests else None
+    return pooled
+
+
+def median_interval(values: list[float], seed: int = 0) -> tuple[float, float]:
+    """Bootstrap 95 % interval of the median (percentile method, fixed seed)."""
+    data = np.asarray(values, dtype=float)
+    if data.size < 2:
+        return float(data[0]), float(data[0])
+    rng = np.random.default_rng(seed)
+    medians = np.median(rng.choice(data, size=(BOOTSTRAP_RESAMPLES, data.size)), axis=1)
+    low, high = np.percentile(medians, [2.5, 97.5])
+    return float(low), float(high)
+
+
+def summarize_pairs(names: tuple[str, str], pairs: list[dict]) -> dict:
+    """Median over pairs of B/A throughput and of B−A CPU per request, with intervals;
+    each side's figures as the median over pairs."""
+    first, second = names
+    ratios = [pair["ratio"] for pair in pairs]
+    low, high = median_interval(ratios)
+    summary: dict = {"pairs": len(pairs), "rps_ratios": ratios,
+                     "rps_ratio_median": float(np.median(ratios)),
+                     "rps_ratio_ci95": [low, high]}
+    added = [pair[second]["server_cpu_us_per_request"] - pair[first]["server_cpu_us_per_request"]
+             for pair in pairs if pair[first].get("server_cpu_us_per_request") is not None
+             and pair[second].get("server_cpu_us_per_request") is not None]
+    if added:
+        low, high = median_interval(added)
+        summary.update(server_cpu_us_added=added,
+                       server_cpu_us_added_median=float(np.median(added)),
+                       server_cpu_us_added_ci95=[low, high])
+    for name in names:
+        sides = [pair[name] for pair in pairs]
+        merged: dict = {}
+        for key, value in sides[0].items():
+            values = [side[key] for side in sides if side.get(key) is not None]
+            if key in ("requests", "errors_total"):
+                merged[key] = sum(values)
+            elif isinstance(value, int | float) or value is None:
+                merged[key] = float(np.median(values)) if values else None
+        summary[name] = merged
+    return summary
+
+
+def compare_sides(sides: tuple[Side, Side], *, model: str, load: dict, pairs: int,
+                  rounds: int, duration_s: float, warmup_s: float,
+                  server_cpus: set[int] | None = None,
+                  probe: Callable[[Popen], Probe] | None = None) -> dict:
+    """``pairs`` fresh pairs of servers, each side measured for ``duration_s`` in ``rounds``
+    alternating windows. ``load`` holds the load generator's concurrency, payload and batch;
+    ``probe(process)`` gives the CPU probe for a server."""
+    first, second = sides
+    window_s = duration_s / rounds
+    records: list[dict] = []
+    for _ in range(pairs):
+        windows: dict[str, list[dict]] = {first.name: [], second.name: []}
+        with started(first, model, server_cpus) as (url_a, proc_a), \
+                started(second, model, server_cpus) as (url_b, proc_b):
+            servers = {first.name: (url_a, proc_a), second.name: (url_b, proc_b)}
+            for url, _ in servers.values():
+                run_against(url, model=model, duration_s=warmup_s, warmup_s=0.0, **load)
+            for index in range(rounds):
+                order = (first, second) if index % 2 == 0 else (second, first)
+                for side in order:
+                    url, process = servers[side.name]
+                    windows[side.name].append(run_against(
+                        url, model=model, duration_s=window_s, warmup_s=WINDOW_WARMUP_S,
+                        cpu_probe=probe(process) if probe else None, **load))
+        record = {name: _pooled(found) for name, found in windows.items()}
+        base = record[first.name]["rps"]
+        record["ratio"] = record[second.name]["rps"] / base if base else 0.0
+        record["windows"] = windows
+        records.append(record)
+    summary = summarize_pairs((first.name, second.name), records)
+    summary["rounds"] = rounds
+    summary["runs"] = records
+    return summary
