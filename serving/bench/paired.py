@@ -53,8 +53,9 @@ def parse_cpus(text: str | None) -> set[int] | None:
         return None
     cpus: set[int] = set()
     for part in text.split(","):
-        low, _, high = part.strip().partition("-")
-        if not low.isdigit() or (high and not high.isdigit()):
+        low, dash, high = part.strip().partition("-")
+        if not (low.isascii() and low.isdigit()) or (dash and not (
+                high.isascii() and high.isdigit() and int(high) >= int(low))):
             raise ValueError(f"not a CPU list: {text!r} (e.g. 0, 0-1, 0,2)")
         cpus.update(range(int(low), int(high or low) + 1))
     return cpus

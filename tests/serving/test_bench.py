@@ -157,15 +157,20 @@ def test_data_plane_bench_runs_every_side(scale_repository: Path, database_url: 
 
     monkeypatch.setenv("AIINFRA_MODEL_REPOSITORY", str(scale_repository))
     monkeypatch.setenv("AIINFRA_ENGINE_CACHE_DIR", str(tmp_path / "engines"))
-    result = run_data_plane(model="scale", concurrency=2, payload="binary", duration_s=0.5,
+    result = run_data_plane(model="scale", concurrency=2, payload="binary", duration_s=0.6,
                             warmup_s=0.2, batch=1, database_url=database_url,
-                            redis_url=redis_url)
+                            redis_url=redis_url, rounds=2, control=True)
     for run in ("baseline", "predlog", "cache_hit", "cache_hit_redis"):
         assert result[run]["errors_total"] == 0, run
         assert result[run]["requests"] > 0, run
-    # Warm-up requests are logged too; the server flushed its buffer as it stopped.
+    # Warm-up and measured requests are logged alike; each server flushed as it stopped.
     assert result["predlog"]["logged_rows"] >= result["predlog"]["requests"]
-    assert result["ratios"]["predlog_rps_vs_baseline"] > 0
+    paired = result["predlog_paired"]
+    assert paired["pairs"] == 1
+    assert len(paired["runs"][0]["windows"]["predlog"]) == 2
+    assert result["ratios"]["predlog_rps_vs_baseline"] == paired["rps_ratio_median"] > 0
+    assert result["control"]["rps_ratio_median"] > 0
+    assert set(result["control"]["runs"][0]["windows"]) == {"baseline", "baseline_again"}
     assert result["ratios"]["cache_hit_redis_rps_vs_baseline"] > 0
     for run in ("baseline", "predlog"):
         assert result[run]["server_cpu_us_per_request"] > 0, run
