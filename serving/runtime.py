@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import threading
@@ -66,8 +67,10 @@ class Runtime:
             self.startup_error = exc.message
             log.error("start-up models failed to load; not ready", extra={"error": exc.message})
             return
+        if self.settings.gc_freeze:
+            gc.freeze()  # start-up objects live as long as the process: stop rescanning them
         self.ready = True
-        log.info("ready", extra={"models": names})
+        log.info("ready", extra={"models": names, "gc_frozen": gc.get_freeze_count()})
 
     async def stop(self) -> None:
         self.ready = False

@@ -73,6 +73,8 @@ def make_client(tmp_path: Path) -> Iterator[Callable[..., TestClient]]:
     clients: list[TestClient] = []
 
     def make(repository: Path, *, wait_ready: bool = True, **overrides) -> TestClient:
+        # In-process servers share the test process: leave its collector alone by default.
+        overrides.setdefault("gc_freeze", False)
         settings = Settings(model_repository=repository, engine_cache_dir=tmp_path / "engines",
                             log_format="text", **overrides)
         client = TestClient(create_app(settings, ServingMetrics()))

@@ -3,6 +3,7 @@ every bad request answered with a 4xx ``{"error": ...}`` while the server keeps 
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from pathlib import Path
 
@@ -466,3 +467,17 @@ def test_infer_takes_only_post(make_client, scale_repository) -> None:
     assert response.status_code == 405
     assert response.headers["allow"] == "POST"
     assert response.json() == {"error": "infer takes POST"}
+
+
+def test_start_up_objects_are_frozen_once_ready(scale_repository: Path,
+                                                 make_client: Callable[..., TestClient]) -> None:
+    gc.unfreeze()
+    try:
+        make_client(scale_repository, load_models=["scale"], gc_freeze=True)
+        # torch, the model and everything else made before readiness: full collections
+        # no longer walk them.
+        assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
+    make_client(scale_repository, load_models=["scale"])
+    assert gc.get_freeze_count() == 0
