@@ -57,6 +57,8 @@ def create_app(settings: Settings | None = None,
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:
+        if runtime.predlog is not None:
+            runtime.predlog.publish()
         content, media_type = runtime.metrics.render()
         return Response(content, media_type=media_type)
 

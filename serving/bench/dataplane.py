@@ -182,18 +182,25 @@ def _run_data_plane(*, model: str, load: dict, duration_s: float, warmup_s: floa
     }
     if control:
         result["ratios"]["control_rps_ratio"] = result["control"]["rps_ratio_median"]
-    result["predlog_cpu"] = predlog_cpu(baseline_side, result["predlog"])
+    result["predlog_cpu"] = predlog_cpu(
+        baseline_side, result["predlog"],
+        result["predlog_paired"].get("server_cpu_us_added_median"))
     return result
 
 
-def predlog_cpu(baseline: dict, logged: dict) -> dict[str, float | None]:
+def predlog_cpu(baseline: dict, logged: dict, server_added: float | None = None
+                ) -> dict[str, float | None]:
     """What logging a request costs in CPU (µs), in the server and in PostgreSQL, and that
     total as a share of the compute path's server CPU: steadier than throughput on a shared
-    machine, and the figure that carries over to a server whose database is elsewhere."""
+    machine, and the figure that carries over to a server whose database is elsewhere.
+    ``server_added`` (the median of paired differences) is preferred to the difference of
+    the two sides' figures when given."""
     base = baseline.get("server_cpu_us_per_request")
     server = logged.get("server_cpu_us_per_request")
     postgres = logged.get("postgres_cpu_us_per_request")
-    added = server - base if server is not None and base is not None else None
+    added = server_added
+    if added is None and server is not None and base is not None:
+        added = server - base
     total = added + postgres if added is not None and postgres is not None else None
     return {"server_us_added": added, "postgres_us": postgres, "total_us_added": total,
             "total_share_of_baseline_cpu": total / base if total is not None and base else None}

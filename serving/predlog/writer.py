@@ -7,6 +7,10 @@ with the batch's id (so a batch retried after an ambiguous commit is never writt
 While Postgres is slow or down the failed batch is retried with back-off and the buffer fills;
 once full, each new record drops the oldest, counted in ``aiinfra_predlog_dropped_total``.
 Every record is therefore written exactly once or counted as dropped. Shutdown flushes.
+
+A record is counted in a plain integer; ``publish`` moves that count and the buffer's size to
+the Prometheus metrics, from the writer's loop (at least once per flush interval) and before
+every scrape: two metric updates per request cost more than the rest of its record.
 """
 
 from __future__ import annotations
@@ -87,6 +91,8 @@ class PredictionLog:
         self._buffer: deque[tuple] = deque()
         self._pending: _Batch | None = None
         self._pending_rows = 0  # len(self._pending.records), kept for the request's side
+        self._made = 0  # records made; published to aiinfra_predlog_records_total
+        self._published = 0
         self._wake = asyncio.Event()
         self._closing = False
         self._closed = False
@@ -110,6 +116,14 @@ class PredictionLog:
         """Records not yet written: in the buffer, or in the batch being written."""
         return len(self._buffer) + self._pending_rows
 
+    def publish(self) -> None:
+        """Bring ``aiinfra_predlog_records_total`` and ``_buffered_records`` up to date."""
+        made = self._made
+        if made != self._published:
+            self._m_records.inc(made - self._published)
+            self._published = made
+        self._m_buffered.set(self.buffered)
+
     @property
     def ready(self) -> bool:
         """True once the schema is migrated and this month's partitions exist."""
@@ -130,7 +144,7 @@ class PredictionLog:
                request: InferRequest | None = None, result: InferenceResult | None = None,
                version: int | None = None) -> None:
         """Buffer one request's record. Never raises and never waits."""
-        self._m_records.inc()
+        self._made += 1
         try:
             row = self._row(created_at, model, status, latency_s, request, result, version)
         except Exception:  # noqa: BLE001 - a record that cannot be made is a dropped record
@@ -146,8 +160,6 @@ class PredictionLog:
             if not buffer:
                 return  # every older record is in the batch being written: drop this one
             buffer.popleft()
-        else:
-            self._m_buffered.inc()
         buffer.append(row)
         if len(buffer) == self._batch_size:
             self._wake.set()
@@ -185,6 +197,7 @@ class PredictionLog:
         delay = BACKOFF_MIN_S
         failing = False
         while True:
+            self.publish()
             try:
                 if not self._ready:
                     await self._prepare()
@@ -249,7 +262,6 @@ class PredictionLog:
         log.error("prediction log: batch refused %d times; dropped (%s: %s)", batch.attempts,
                   type(exc).__name__, exc, extra={"dropped": len(batch.records)})
         self._m_dropped.inc(len(batch.records))
-        self._m_buffered.dec(len(batch.records))
         self._set_pending(None)
 
     def _take(self) -> _Batch | None:
@@ -312,7 +324,6 @@ class PredictionLog:
                          extra={"batch": str(batch.id)})
         self._set_pending(None)
         self._m_written.inc(len(records))
-        self._m_buffered.dec(len(records))
         self._m_write.observe(time.perf_counter() - started)
 
     async def flush(self, timeout_s: float) -> bool:
@@ -344,11 +355,11 @@ class PredictionLog:
         lost = self.buffered
         if lost:
             self._m_dropped.inc(lost)
-            self._m_buffered.dec(lost)
             log.warning("prediction log: records dropped at shutdown (Postgres unavailable)",
                         extra={"dropped": lost})
         self._buffer.clear()
         self._set_pending(None)
+        self.publish()
         if self._pool is not None:
             await self._pool.close()
 

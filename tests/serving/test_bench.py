@@ -188,6 +188,11 @@ def test_predlog_cpu_adds_server_and_database_cost() -> None:
     assert cost == {"server_us_added": 6.0, "postgres_us": 4.0, "total_us_added": 10.0,
                     "total_share_of_baseline_cpu": 0.05}
     assert predlog_cpu({}, {"postgres_cpu_us_per_request": 4.0})["total_us_added"] is None
+    paired = predlog_cpu({"server_cpu_us_per_request": 200.0},
+                         {"server_cpu_us_per_request": 206.0, "postgres_cpu_us_per_request": 4.0},
+                         server_added=2.0)
+    assert paired["server_us_added"] == 2.0
+    assert paired["total_us_added"] == 6.0
 
 
 def test_process_tree_cpu_counts_children() -> None:

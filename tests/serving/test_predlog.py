@@ -152,7 +152,11 @@ async def test_full_buffer_drops_the_oldest_and_counts_them(postgres: PostgresSe
     await log.start()
     for i in range(25):
         log.record(created_at=time.time(), model=f"m{i}", status="ok", latency_s=0.001)
+    # Counts reach the metrics when published (by the writer's loop, or before a scrape).
+    assert value(metrics, "aiinfra_predlog_records_total") == 0
+    log.publish()
     assert value(metrics, "aiinfra_predlog_records_total") == 25
+    assert value(metrics, "aiinfra_predlog_buffered_records") == 10
     assert value(metrics, "aiinfra_predlog_dropped_total") == 15
     assert log.buffered == 10
     assert [row[2] for row in log._buffer] == [f"m{i}" for i in range(15, 25)]
