@@ -55,6 +55,7 @@ COLUMNS = ("created_at", "request_id", "model", "model_version", "status", "late
 COPY_SQL = f"COPY predictions ({', '.join(COLUMNS)}) FROM STDIN (FORMAT BINARY)"
 COLUMN_TYPES_SQL = ("SELECT attname, atttypid FROM pg_attribute WHERE attrelid = "
                     "'predictions'::regclass AND attnum > 0 AND NOT attisdropped")
+INT4_MAX = 2**31 - 1
 CONNECTION_WAIT_S = 2.0
 BACKOFF_MIN_S = 0.1
 BACKOFF_MAX_S = 5.0
@@ -180,7 +181,9 @@ class PredictionLog:
             if inputs:
                 digest = input_hash(request)
                 shape = inputs[0].shape
-                rows = shape[0] if shape else 0
+                # Binary COPY would keep an integer's low 32 bits: a client's shape may be
+                # [2**32 + 1, 0], which holds no data.
+                rows = min(shape[0], INT4_MAX) if shape else 0
         when = datetime.fromtimestamp(created_at, UTC)
         if result is None:
             return (when, request_id, model, version, status, latency_s * 1000.0, None, None,

@@ -217,9 +217,14 @@ async def test_a_batch_postgres_refuses_is_dropped_not_retried_forever(
                              b'"datatype": "FP32", "shape": [1], "data": [1]}]}', None)
     log.record(created_at=time.time(), model="m", status="ok", latency_s=0.001,
                request=request)
+    empty = decode_request(b'{"inputs": [{"name": "x", "datatype": "FP32", '
+                           b'"shape": [4294967297, 0], "data": []}]}', None)
+    log.record(created_at=time.time(), model="m", status="invalid", latency_s=0.001,
+               request=empty)  # no data, yet more rows than an integer holds
     assert await log.flush(WAIT_S)
     await log.close()
-    assert rows_of(database_url, "SELECT request_id FROM predictions") == [("ab",)]
+    assert rows_of(database_url, "SELECT request_id, request_rows FROM predictions "
+                   "ORDER BY request_rows") == [("ab", 1), (None, 2**31 - 1)]
 
 
 async def test_under_steady_load_one_copy_per_interval_or_full_batch(database_url: str) -> None:
