@@ -57,7 +57,7 @@ class Settings(BaseSettings):
     gc_freeze: bool = Field(
         True, description="Once the start-up models are loaded, move every object made so far "
         "(torch, the models) out of the garbage collector's reach: its full collections then "
-        "scan only what requests made, instead of pausing the server for ~0.2 s")
+        "scan only what requests made, not every object torch and the models hold")
 
     # Prediction cache: an in-process LRU/TTL tier, then Redis when AIINFRA_REDIS_URL is set.
     # Models opt in with `cache: {enabled: true}` in their config.yaml.
