@@ -5,7 +5,8 @@ few-percent effect under test:
 
 - the machine's speed drifts from one second to the next (neighbours, caches);
 - each server *process* runs at a speed of its own for its whole life (memory layout): two
-  identical servers, measured in alternation, can differ by 8 % for as long as they run.
+  identical servers, measured over the same alternating windows, still differ by several
+  percent (up to 4.4 % in the control run in docs/BENCHMARKS.md).
 
 So a comparison here starts both sides as a fresh pair of processes, ``pairs`` times, and
 measures each pair in ``rounds`` short windows that alternate the order (A B, B A, ...) so
