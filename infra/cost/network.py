@@ -13,9 +13,8 @@ class NetworkPricer(PricerBase):
     def nat_gateway(self, r: Resource) -> None:
         self.add(r, "hours", "NAT gateway", "hour", self.monthly_hours(),
                  ["vpc/nat-gateway/hour"])
-        gb = self.usage_value(r, "monthly_data_processed_gb")
-        self.add(r, "data", "data processed", "gb", Range.of(gb) if gb is not None else None,
-                 ["vpc/nat-gateway/data"], usage_key="monthly_data_processed_gb")
+        self.add_usage(r, "data", "data processed", "gb", "vpc/nat-gateway/data",
+                       "monthly_data_processed_gb")
 
     def eip(self, r: Resource) -> None:
         self.add(r, "hours", "public IPv4 address", "hour", self.monthly_hours(),

@@ -86,5 +86,14 @@ class PricerBase:
     def usage_value(self, resource: Resource, key: str) -> float | None:
         return self.usage.value(resource.type, resource.name, key) if self.usage else None
 
+    def add_usage(self, resource: Resource, item: str, description: str, unit: str,
+                  price_key: str, usage_key: str, per_unit: float = 1.0) -> LineItem:
+        """A line whose quantity is the usage file's ``usage_key`` (÷ ``per_unit``, e.g. 1e6
+        requests per priced unit); a usage line when the file does not set it."""
+        value = self.usage_value(resource, usage_key)
+        return self.add(resource, item, description, unit,
+                        Range.of(value / per_unit) if value is not None else None,
+                        [price_key], usage_key=usage_key)
+
     def monthly_hours(self, count: float = 1) -> Range:
         return Range.of(count * self.hours)

@@ -50,24 +50,19 @@ class ServicePricer(PricerBase):
         self._cache_nodes(r, int(r.inputs.get("numCacheNodes", 1)), r.inputs.get("nodeType", ""))
 
     def bucket(self, r: Resource) -> None:
-        gb = self.usage_value(r, "storage_gb")
-        self.add(r, "storage", "S3 Standard storage", "gb-month",
-                 Range.of(gb) if gb is not None else None, ["s3/storage/standard"],
-                 usage_key="storage_gb")
+        self.add_usage(r, "storage", "S3 Standard storage", "gb-month", "s3/storage/standard",
+                       "storage_gb")
 
     def efs(self, r: Resource) -> None:
-        gb = self.usage_value(r, "storage_gb")
-        self.add(r, "storage", "EFS Standard storage", "gb-month",
-                 Range.of(gb) if gb is not None else None, ["efs/storage/standard"],
-                 usage_key="storage_gb")
+        self.add_usage(r, "storage", "EFS Standard storage", "gb-month", "efs/storage/standard",
+                       "storage_gb")
         mode = r.inputs.get("throughputMode")
         if mode == "elastic":  # billed per GB transferred, reads and writes apart
             for direction, usage_key in (("read", "monthly_read_gb"),
                                          ("write", "monthly_write_gb")):
-                gb = self.usage_value(r, usage_key)
-                self.add(r, f"throughput-{direction}", f"EFS elastic throughput, data {direction}",
-                         "gb", Range.of(gb) if gb is not None else None,
-                         [f"efs/elastic-throughput/{direction}"], usage_key=usage_key)
+                self.add_usage(r, f"throughput-{direction}",
+                               f"EFS elastic throughput, data {direction}", "gb",
+                               f"efs/elastic-throughput/{direction}", usage_key)
         elif mode == "provisioned":
             self.unpriced(r, "EFS provisioned throughput", "no price in the catalogue for "
                           "EFS provisioned throughput (MB/s-month)", item="throughput")
@@ -77,27 +72,21 @@ class ServicePricer(PricerBase):
                  Range.of(1.0), ["kms/key/month"])
 
     def log_group(self, r: Resource) -> None:
-        gb = self.usage_value(r, "monthly_data_ingested_gb")
-        self.add(r, "ingest", "log data ingested", "gb",
-                 Range.of(gb) if gb is not None else None, ["cloudwatch/logs/ingest"],
-                 usage_key="monthly_data_ingested_gb")
+        self.add_usage(r, "ingest", "log data ingested", "gb", "cloudwatch/logs/ingest",
+                       "monthly_data_ingested_gb")
         stored = self.usage_value(r, "storage_gb")
         if stored is not None:
             self.add(r, "storage", "log data stored", "gb-month", Range.of(stored),
                      ["cloudwatch/logs/storage"])
 
     def ecr_repository(self, r: Resource) -> None:
-        gb = self.usage_value(r, "storage_gb")
-        self.add(r, "storage", "image storage", "gb-month",
-                 Range.of(gb) if gb is not None else None, ["ecr/storage/month"],
-                 usage_key="storage_gb")
+        self.add_usage(r, "storage", "image storage", "gb-month", "ecr/storage/month",
+                       "storage_gb")
 
     def sqs_queue(self, r: Resource) -> None:
         if r.inputs.get("fifoQueue"):
             self.unpriced(r, "FIFO queue requests", "no price for FIFO queue requests")
             return
-        requests = self.usage_value(r, "monthly_requests")
-        self.add(r, "requests", "standard queue requests", "1m-requests",
-                 Range.of(requests / 1e6) if requests is not None else None,
-                 ["sqs/standard/requests"], usage_key="monthly_requests")
+        self.add_usage(r, "requests", "standard queue requests", "1m-requests",
+                       "sqs/standard/requests", "monthly_requests", per_unit=1e6)
 
