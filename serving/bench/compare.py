@@ -130,20 +130,26 @@ def merge_runs(runs: list[dict]) -> dict:
                 if isinstance(value, dict) and key != "machine"]
     result = {key: value for key, value in first.items() if key not in sections}
     for section in sections:
-        merged = dict(first[section])
-        for key, value in merged.items():
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                values = [run[section][key] for run in runs if run[section][key] is not None]
-                if not values:
-                    merged[key] = None
-                elif key == "errors_total":
-                    merged[key] = sum(values)
-                else:
-                    merged[key] = statistics.median(values)
-        result[section] = merged
+        result[section] = median_run([run[section] for run in runs])
     result["repeat"] = len(runs)
     result["runs"] = runs
     return result
+
+
+def median_run(runs: list[dict]) -> dict:
+    """One load result from several: numeric figures are medians (errors add up); the rest
+    is the first run's."""
+    merged = dict(runs[0])
+    for key, value in merged.items():
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            values = [run[key] for run in runs if run.get(key) is not None]
+            if not values:
+                merged[key] = None
+            elif key == "errors_total":
+                merged[key] = sum(values)
+            else:
+                merged[key] = statistics.median(values)
+    return merged
 
 
 def run_repeated(repeat: int, *, runner=None, **options) -> dict:

@@ -29,7 +29,7 @@ from subprocess import Popen
 import psycopg
 import yaml
 
-from serving.bench.compare import machine, merge_runs
+from serving.bench.compare import machine, median_run
 from serving.bench.loadgen import Probe, run_against
 from serving.bench.paired import Side, compare_sides, started
 from serving.bench.procstat import tree_cpu_seconds
@@ -165,8 +165,7 @@ def _run_data_plane(*, model: str, load: dict, duration_s: float, warmup_s: floa
         for side in sides:
             runs = [_single(side, model, load, duration_s, warmup_s, server_cpus)
                     for _ in range(pairs)]
-            result[side.name] = merge_runs([{"run": run} for run in runs])["run"]
-            result[side.name]["runs"] = runs
+            result[side.name] = {**median_run(runs), "runs": runs}
     baseline_side = result["baseline"]
 
     def ratio(run: str, key: str) -> float | None:
