@@ -5,16 +5,19 @@ PY := $(VENV)/bin/python
 # torch is installed first at an exact version: a bare `torch` would pull a multi-GB CUDA build.
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: run serve test lint bench install clean
+.PHONY: run serve test lint bench install services clean
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet torch==$(TORCH_VERSION)
-	$(PY) -m pip install --quiet -e '.[dev,infra]'
+	$(PY) -m pip install --quiet -e '.[dev,infra,bench]'
 	touch $@
 
 install: $(VENV)/.installed
+
+services: ## the PostgreSQL and Redis binaries the tests start throwaway servers from
+	tests/support/install-services.sh
 
 run: install ## the dev stack's offline preview: the resource graph, no cloud needed
 	$(VENV)/bin/aiinfra preview dev
@@ -22,14 +25,16 @@ run: install ## the dev stack's offline preview: the resource graph, no cloud ne
 serve: install ## serve the demo repository on http://127.0.0.1:8000
 	$(VENV)/bin/aiinfra serve
 
-test: install ## lint, then the whole test suite
+test: install services ## lint, check the layers between packages, then the whole test suite
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 	$(PY) -m pytest
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports --no-logo
 
-bench: install ## the side-by-side benchmarks recorded in docs/BENCHMARKS.md
+bench: install services ## the side-by-side benchmarks recorded in docs/BENCHMARKS.md
 	$(VENV)/bin/aiinfra bench --compare --model mlp --payload json --concurrency 32 --duration 15 --repeat 3 --output docs/bench/mlp-json-c32.json
 	$(VENV)/bin/aiinfra bench --compare --model resnet18 --payload binary --concurrency 32 --duration 20 --repeat 3 --output docs/bench/resnet18-binary-c32.json
 	$(VENV)/bin/aiinfra bench --data-plane --model mlp --payload json --concurrency 32 --duration 8 --warmup 1 --repeat 10 --rounds 4 --server-cpus 0 --client-cpus 1 --output docs/bench/mlp-dataplane-c32-pinned.json

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import sys
 import tomllib
 from dataclasses import dataclass, field
@@ -29,8 +30,12 @@ COMPILE_EXCLUDE = "/torch/testing/_internal/"
 OCI_LABELS = ("title", "description", "version", "revision", "created", "source", "licenses")
 RUNTIME_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "AIINFRA_HOST": "0.0.0.0"}
 # Paths the build context must never carry.
-NEVER_IN_CONTEXT = (".git", ".venv", "tests", "docs", "infra", "policies", ".aiinfra",
+NEVER_IN_CONTEXT = (".git", ".venv", "tests", "docs", "infra", "policies", "bench", ".aiinfra",
                     "serving/__pycache__", "image/Dockerfile")
+# The Python packages an image holds: the runtime and the command that mounts it. The others
+# (bench, infra, policies) need extras the image does not lock; `aiinfra --help` in the image
+# leaves their commands out.
+RUNTIME_PACKAGES = ("serving", "aiinfra")
 
 _DIGEST = re.compile(r"^[a-z0-9][a-z0-9._/-]*(:[\w][\w.-]*)?@sha256:[0-9a-f]{64}$")
 _VARIABLE = re.compile(r"\$\{?(\w+)\}?")
@@ -148,6 +153,7 @@ def _check_builders(builders: list[Stage]) -> list[str]:
     if not all(i.flags.get("mount", "").startswith("type=cache") for i in installs):
         problems.append("dependency installs need a BuildKit cache mount (--mount=type=cache)")
     copies = [i for stage in builders for i in stage.all("COPY")]
+    problems += _check_packages(copies)
     lock_at = [i.line for i in copies if "requirements-" in i.args and "-build" not in i.args]
     source_at = [i.line for i in copies if re.search(r"\bserving\b", i.args)]
     if not lock_at or not source_at or max(lock_at) > min(source_at):
@@ -157,6 +163,19 @@ def _check_builders(builders: list[Stage]) -> list[str]:
         problems.append("byte-compile site-packages: compileall --invalidation-mode "
                         "unchecked-hash")
     problems += [f"the builder must prune {glob}" for glob in PRUNED if glob not in text]
+    return problems
+
+
+def _check_packages(copies: list[Instruction]) -> list[str]:
+    """The builder copies every runtime package and no other package of the repository."""
+    sources = {source.rstrip("/").split("/")[0] for copy in copies if "from" not in copy.flags
+               for source in copy.args.split()[:-1]}
+    packages = {path.parent.name for path in ROOT.glob("*/__init__.py")}
+    problems = [f"copy {package}/: `aiinfra serve` needs it" for package in RUNTIME_PACKAGES
+                if package not in sources]
+    problems += [f"do not copy {package}/: the image holds the runtime alone "
+                 f"({', '.join(RUNTIME_PACKAGES)})"
+                 for package in sorted(sources & packages - set(RUNTIME_PACKAGES))]
     return problems
 
 
@@ -291,6 +310,30 @@ def ignored(path: str, patterns: list[str]) -> bool:
         if _ignore_regex(pattern.removeprefix("!")).fullmatch(path):
             result = not negated
     return result
+
+
+def installed_sources(dockerfile: Dockerfile) -> list[str]:
+    """The build-context paths the builder copies under /src: what it builds and installs."""
+    sources = []
+    for stage in dockerfile.stages:
+        for copy in stage.all("COPY"):
+            *paths, target = copy.args.split()
+            if "from" not in copy.flags and target.startswith("/src"):
+                sources += [path.rstrip("/") for path in paths]
+    return sources
+
+
+def copy_installed_sources(kind: str, target: Path) -> list[str]:
+    """Copy what ``kind``'s builder installs from the repository into ``target``, as the
+    builder has it under /src; returns the paths copied."""
+    sources = installed_sources(parse_dockerfile(DOCKERFILES[kind].read_text()))
+    for name in sources:
+        if (ROOT / name).is_dir():
+            shutil.copytree(ROOT / name, target / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.py[cod]"))
+        else:
+            shutil.copy2(ROOT / name, target / name)
+    return sources
 
 
 def read_dockerignore(path: Path) -> list[str]:

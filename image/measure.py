@@ -25,7 +25,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from check import COMPILE_EXCLUDE, LOCKS, PRUNED, ROOT, read_lock
+from check import COMPILE_EXCLUDE, LOCKS, PRUNED, copy_installed_sources, read_lock
 
 MIB = 1 << 20
 # Budgets in MiB, uncompressed: the venv layer (measured here) and the whole image (--built).
@@ -37,7 +37,6 @@ BUDGETS_MIB = {
 }
 VENDOR_INDEX = {"cpu": "https://download.pytorch.org/whl/cpu", "gpu": "https://pypi.nvidia.com"}
 PYPI_INDEX = "https://pypi.org/simple"
-CONTEXT = ("pyproject.toml", "README.md", "serving")
 
 
 def _uv() -> str:
@@ -60,12 +59,7 @@ def build_venv(kind: str, work: Path, vendor: str, python: str) -> tuple[Path, l
     uv, venv = _uv(), work / "venv"
     source = work / "src"
     source.mkdir(parents=True)
-    for name in CONTEXT:
-        if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, source / name,
-                            ignore=shutil.ignore_patterns("__pycache__", "*.py[cod]"))
-        else:
-            shutil.copy2(ROOT / name, source / name)
+    copy_installed_sources(kind, source)
     constraints = ["--build-constraints", str(LOCKS["build"]), "--require-build-hashes"]
     target = ["--python", str(venv / "bin" / "python")]
     index = _index_options(vendor)

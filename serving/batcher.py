@@ -19,17 +19,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from serving.backends.base import Backend
-from serving.errors import ModelNotReady, Overloaded, RequestTimeout, ServingError
+from serving.errors import InferenceFailed, ModelNotReady, Overloaded, RequestTimeout
 from serving.metrics import ServingMetrics
 from serving.repository.config import ModelConfig
 
 log = logging.getLogger(__name__)
-
-
-class InferenceFailed(ServingError):
-    """500: the backend raised while running the batch."""
-
-    status = 500
 
 
 @dataclass(slots=True)
@@ -75,8 +69,10 @@ class DynamicBatcher:
         self._m_batch = metrics.batch_size.labels(label)
         self._m_exec = metrics.executions.labels(label)
         self._m_infer = metrics.inferences.labels(label)
-        self._m_full = metrics.rejections.labels(label, "queue_full")
-        self._m_timeout = metrics.rejections.labels(label, "timeout")
+        # The refusals raised here start at zero; the runtime counts them (by each error's
+        # ``reason``) with every other outcome.
+        for refusal in (Overloaded, RequestTimeout):
+            metrics.rejections.labels(label, refusal.reason)
 
     # -- lifecycle -----------------------------------------------------------------------
     def start(self) -> None:
@@ -110,7 +106,6 @@ class DynamicBatcher:
         if self._stopping:
             raise ModelNotReady(f"model '{self.label}' is unloading; retry shortly")
         if len(self._queue) >= self.config.max_queue_size:
-            self._m_full.inc()
             raise Overloaded(
                 f"model '{self.label}' queue is full ({self.config.max_queue_size} requests); "
                 "retry later", status=self._overload_status, retry_after_s=self._retry_after_s)
@@ -135,7 +130,6 @@ class DynamicBatcher:
             async with asyncio.timeout(timeout_s):
                 return await item.future
         except TimeoutError:
-            self._m_timeout.inc()
             raise RequestTimeout(
                 f"request timeout expired after {timeout_s * 1000:.0f} ms "
                 f"waiting for model '{self.label}'") from None

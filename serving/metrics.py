@@ -3,7 +3,8 @@
 Metrics take a ``registry`` so tests read values from a fresh ``CollectorRegistry``. With
 several workers, ``PROMETHEUS_MULTIPROC_DIR`` is set before the workers start (``aiinfra
 serve`` does it) and ``render`` merges every worker's values. Labels are bounded: model name
-and, for rejections and cache errors, a fixed set of reasons.
+and, for rejections and cache errors, a fixed set of reasons (a rejection's is the ``reason`` of
+its error class in ``serving.errors``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,6 @@ LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0
                    5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 LOAD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
-
-REJECTION_REASONS = ("queue_full", "timeout", "invalid", "not_found", "not_ready", "too_large")
 
 
 def multiprocess_dir() -> str | None:

@@ -12,8 +12,7 @@ from dataclasses import dataclass, field
 import torch
 
 from serving.cache import PredictionCache
-from serving.demo import build_demo_repository
-from serving.errors import ModelNotFound, ModelNotReady, ServingError
+from serving.errors import ModelNotFound, ServingError
 from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog
 from serving.registry import ModelRegistry
@@ -21,9 +20,6 @@ from serving.repository import ModelRepository
 from serving.settings import Settings
 
 log = logging.getLogger(__name__)
-
-_REASONS = {400: "invalid", 404: "not_found", 413: "too_large", 501: "invalid"}
-
 
 @dataclass
 class Runtime:
@@ -51,9 +47,11 @@ class Runtime:
             await self.predlog.start()
         if settings.torch_threads:
             torch.set_num_threads(settings.torch_threads)
-        if settings.model_repository is None:
-            await asyncio.get_running_loop().run_in_executor(
-                None, build_demo_repository, settings.demo_repository)
+        if settings.model_repository is None and not settings.demo_repository.is_dir():
+            raise FileNotFoundError(
+                "no model repository: AIINFRA_MODEL_REPOSITORY is not set and the demo "
+                f"repository {settings.demo_repository} is not built (`aiinfra serve` builds "
+                "it before the server starts)")
         repository = ModelRepository(settings.repository_path)
         self.registry = ModelRegistry(repository, settings, self.metrics)
         self._startup = asyncio.create_task(self._load_startup_models())
@@ -100,10 +98,10 @@ class Runtime:
         return name
 
     def count_failure(self, label: str, error: ServingError) -> None:
+        """One failed request; a refusal (an error with a ``reason``) is counted as one too."""
         self.metrics.requests.labels(label, "failure").inc()
-        reason = "not_ready" if isinstance(error, ModelNotReady) else _REASONS.get(error.status)
-        if reason is not None:
-            self.metrics.rejections.labels(label, reason).inc()
+        if error.reason is not None:
+            self.metrics.rejections.labels(label, error.reason).inc()
 
 
 def _chain_sigterm(runtime: Runtime) -> None:

@@ -1,6 +1,6 @@
 """The work behind ``aiinfra cost``, ``aiinfra prices refresh`` and preview's cost line.
 
-``serving/cli.py`` declares the options and calls these; each returns the exit code:
+``infra/cli.py`` declares the options and calls these; each returns the exit code:
 0 fine, 1 over budget or (``--strict``) unpriced resources, 2 bad input.
 """
 

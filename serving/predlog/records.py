@@ -6,38 +6,19 @@ import math
 
 import numpy as np
 
-from serving.batcher import InferenceFailed
 from serving.cache.keys import inputs_digest
-from serving.errors import (
-    InvalidInput,
-    ModelNotFound,
-    ModelNotReady,
-    Overloaded,
-    PayloadTooLarge,
-    RequestTimeout,
-    ServingError,
-    Unsupported,
-)
+from serving.errors import ServingError
 from serving.protocol import InferRequest
 
-STATUSES = ("ok", "invalid", "not_found", "too_large", "not_ready", "overloaded", "timeout",
-            "error")
-_BY_ERROR = ((InvalidInput, "invalid"), (Unsupported, "invalid"), (ModelNotFound, "not_found"),
-             (PayloadTooLarge, "too_large"), (Overloaded, "overloaded"),
-             (RequestTimeout, "timeout"), (ModelNotReady, "not_ready"),
-             (InferenceFailed, "error"))
 MAX_REQUEST_ID = 128  # characters kept of a client's request id
 SUMMARY_ROWS = 64  # rows whose argmax a summary lists
 
 
 def status_of(error: BaseException | None) -> str:
+    """The log's status for a request that ended with ``error`` (None: it succeeded)."""
     if error is None:
         return "ok"
-    if isinstance(error, ServingError):
-        for kind, status in _BY_ERROR:
-            if isinstance(error, kind):
-                return status
-    return "error"
+    return error.log_status if isinstance(error, ServingError) else "error"
 
 
 def input_hash(request: InferRequest) -> bytes:

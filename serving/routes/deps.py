@@ -1,4 +1,4 @@
-"""Shared request helpers: the runtime, version parsing, bounded body reads, control auth."""
+"""Shared request helpers: the runtime, version parsing, control auth."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import hmac
 
 from fastapi import Request
 
-from serving.errors import Forbidden, ModelNotFound, PayloadTooLarge, Unauthorized
+from serving.errors import Forbidden, ModelNotFound, Unauthorized
 from serving.repository.store import MAX_VERSION, version_number
 from serving.runtime import Runtime
 
@@ -23,23 +23,6 @@ def parse_version(value: str | None) -> int | None:
         raise ModelNotFound(f"model version {value!r} is not a version number "
                             f"(0 to {MAX_VERSION})")
     return number
-
-
-async def read_body(request: Request, limit: int) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit "
-                              "(AIINFRA_MAX_REQUEST_BYTES)")
-    if declared is not None:
-        return await request.body()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the {limit}-byte limit "
-                                  "(AIINFRA_MAX_REQUEST_BYTES)")
-        chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def require_control(request: Request) -> None:

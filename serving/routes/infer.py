@@ -12,42 +12,23 @@ import logging
 import re
 import time
 
-import orjson
-
-from serving.errors import ModelNotFound, PayloadTooLarge, ServingError
+from serving.errors import ClientDisconnected, ModelNotFound, ServingError
 from serving.inference import run_inference
 from serving.predlog.records import status_of
-from serving.protocol import decode_request, encode_response
+from serving.protocol import HEADER_LENGTH, decode_request, encode_response
+from serving.routes.body import declared_length, read_body
 from serving.routes.deps import parse_version
+from serving.routes.errors import render_error, render_internal_error, render_serving_error
 from serving.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
-_HEADER_LENGTH = b"inference-header-content-length"
-
-
-async def _read_body(receive, declared: int | None, limit: int) -> bytes:
-    if declared is not None and declared > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit "
-                              "(AIINFRA_MAX_REQUEST_BYTES)")
-    chunks, size = [], 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ConnectionResetError("client went away")
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"request body is over the {limit}-byte limit "
-                                  "(AIINFRA_MAX_REQUEST_BYTES)")
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+_HEADER_LENGTH = HEADER_LENGTH.lower().encode("latin-1")  # ASGI header names are lower case
 
 
 async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, receive,
-                       declared_length: int | None, header_length: str | None
+                       declared: int | None, header_length: str | None
                        ) -> tuple[bytes, dict[str, str]]:
     """Decode, batch and encode one request; raises ``ServingError`` subclasses."""
     started = time.perf_counter()
@@ -61,7 +42,7 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
         if not label:
             raise ModelNotFound(f"model '{model_name}' is not in the repository")
         version = parse_version(model_version)
-        body = await _read_body(receive, declared_length, rt.settings.max_request_bytes)
+        body = await read_body(receive, rt.settings.max_request_bytes, declared)
         request = decode_request(body, header_length)
         async with rt.registry.use(model_name) as model:
             result = await run_inference(model, version, request, rt.cache)
@@ -71,7 +52,7 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
         rt.count_failure(label, error)
         failure = error
         raise
-    except ConnectionResetError:
+    except ClientDisconnected:
         label = ""  # the client left before sending its request: nothing to log
         raise
     except Exception as error:
@@ -104,28 +85,24 @@ class InferFastPath:
         if match is None:
             return await self.app(scope, receive, send)
         if scope["method"] != "POST":
-            return await _send(send, 405, {"content-type": "application/json", "allow": "POST"},
-                               b'{"error":"infer takes POST"}')
+            return await _send(send, *render_error(405, "infer takes POST", {"allow": "POST"}))
         declared = header_length = None
         for name, value in scope["headers"]:
             if name == b"content-length":
-                declared = int(value) if value.isdigit() else None
+                declared = declared_length(value)
             elif name == _HEADER_LENGTH:
                 header_length = value.decode("latin-1")
         try:
             content, headers = await handle_infer(self.runtime, match[1], match[2], receive,
                                                   declared, header_length)
-            status = 200
         except ServingError as error:
-            status, headers = error.status, {"content-type": "application/json", **error.headers}
-            content = orjson.dumps({"error": error.message})
-        except ConnectionResetError:
+            return await _send(send, *render_serving_error(error))
+        except ClientDisconnected:
             return
         except Exception:  # noqa: BLE001 - one request fails, the server goes on
             log.exception("infer failed", extra={"model": match[1]})
-            status, headers = 500, {"content-type": "application/json"}
-            content = b'{"error":"internal error; see the server log"}'
-        await _send(send, status, headers, content)
+            return await _send(send, *render_internal_error())
+        await _send(send, 200, headers, content)
 
 
 async def _send(send, status: int, headers: dict[str, str], content: bytes) -> None:

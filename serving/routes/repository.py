@@ -6,15 +6,19 @@ import orjson
 from fastapi import APIRouter, Depends, Request
 
 from serving.errors import InvalidInput
-from serving.routes.deps import read_body, require_control, runtime
+from serving.routes.body import declared_length, read_body
+from serving.routes.deps import require_control, runtime
 from serving.routes.json import JSONBody
 
 router = APIRouter(dependencies=[Depends(require_control)])
 
+INDEX_BODY_LIMIT = 64 * 1024  # an index request is {"ready": true} at most
+
 
 @router.post("/v2/repository/index")
 async def index(request: Request) -> JSONBody:
-    body = await read_body(request, 64 * 1024)
+    body = await read_body(request.receive, INDEX_BODY_LIMIT,
+                           declared_length(request.headers.get("content-length")))
     ready_only = False
     if body.strip():
         try:

@@ -190,3 +190,15 @@ def test_checker_wants_the_engine_cache_in_the_gpu_image() -> None:
     without = text.replace("    AIINFRA_ENGINE_CACHE_DIR=/var/cache/aiinfra/engines \\\n", "")
     assert check_dockerfile(parse_dockerfile(without), gpu=True) == [
         "the runtime needs ENV AIINFRA_ENGINE_CACHE_DIR=<a path>"]
+
+
+@pytest.mark.parametrize("package", ["bench", "infra", "policies"])
+def test_checker_rejects_a_package_the_runtime_does_not_need(package: str) -> None:
+    assert _problems_after("COPY aiinfra /src/aiinfra\n",
+                           f"COPY aiinfra /src/aiinfra\nCOPY {package} /src/{package}\n") == [
+        f"do not copy {package}/: the image holds the runtime alone (serving, aiinfra)"]
+
+
+def test_checker_wants_the_command_package() -> None:
+    assert _problems_after("COPY aiinfra /src/aiinfra\n", "") == [
+        "copy aiinfra/: `aiinfra serve` needs it"]

@@ -13,7 +13,7 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from serving.cli import app
+from aiinfra.cli import app
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "policies" / "checkov.yaml"

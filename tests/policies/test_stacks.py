@@ -9,11 +9,11 @@ from collections import Counter
 import pytest
 from typer.testing import CliRunner
 
+from aiinfra.cli import app
 from infra.render import Graph
 from policies.offline import check_graph, stack_view
 from policies.output import component_files, sarif
 from policies.registry import all_rules
-from serving.cli import app
 from tests.policies.conftest import BAD_STACK_DIR
 
 BAD_RULES = {

@@ -16,7 +16,7 @@ from serving.backends.tensorrt import engine_key, profile
 from serving.demo import build_demo_repository
 from serving.repository import ModelRepository
 from serving.repository.config import TensorRTConfig
-from tests.serving.conftest import SCALE_CONFIG, Scale, write_model
+from tests.support.models import SCALE_CONFIG, Scale, write_model
 
 
 def _config(repository: Path, name: str, **changes):

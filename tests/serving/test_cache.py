@@ -20,14 +20,14 @@ from serving.cache.codec import InvalidValue, decode_value, encode_value
 from serving.cache.keys import cache_key, request_digest, row_digests
 from serving.cache.local import LocalCache
 from serving.errors import ModelConfigError
+from serving.protocol import HEADER_LENGTH
 from serving.repository import load_model_config
 from serving.settings import Settings
-from tests.serving.conftest import SCALE_CONFIG, write_model
+from tests.support.models import SCALE_CONFIG, write_model
 
 MakeClient = Callable[..., TestClient]
 CACHED_CONFIG = {**SCALE_CONFIG, "cache": {"enabled": True, "ttl_s": 60}}
 INFER = "/v2/models/scale/infer"
-HEADER_LENGTH = "Inference-Header-Content-Length"
 
 
 # -- keys ---------------------------------------------------------------------------------

@@ -19,9 +19,9 @@ from serving.cache.codec import encode_value
 from serving.cache.keys import cache_key, row_digests
 from serving.cache.remote import FAILURES_TO_OPEN, RedisTier
 from serving.metrics import ServingMetrics
-from tests.serving.conftest import write_model
-from tests.serving.servers import RedisServer
 from tests.serving.test_cache import CACHED_CONFIG, INFER, Meter, body, outputs
+from tests.support.models import write_model
+from tests.support.services import RedisServer
 
 pytestmark = pytest.mark.slow
 

@@ -15,9 +15,9 @@ import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving.conftest import write_model
-from tests.serving.servers import PostgresServer, RedisServer
 from tests.serving.test_cache import CACHED_CONFIG, INFER, body
+from tests.support.models import write_model
+from tests.support.services import PostgresServer, RedisServer
 
 pytestmark = pytest.mark.slow
 

@@ -16,9 +16,9 @@ from fastapi.testclient import TestClient
 from torch import nn
 
 from serving import __version__
-from tests.serving.conftest import SCALE_CONFIG, write_model
+from serving.protocol import HEADER_LENGTH
+from tests.support.models import SCALE_CONFIG, write_model
 
-HEADER_LENGTH = "Inference-Header-Content-Length"
 INFER = "/v2/models/scale/infer"
 
 MakeClient = Callable[..., TestClient]

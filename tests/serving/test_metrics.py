@@ -11,9 +11,11 @@ from typing import TypeVar
 
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.serving.conftest import SCALE_CONFIG, write_model
+from serving.metrics import GpuCollector
+from tests.support.models import SCALE_CONFIG, write_model
 
 WAIT_S = 5.0
 T = TypeVar("T")
@@ -163,3 +165,66 @@ def test_overload_status_and_retry_after_come_from_settings(make_client, small_q
     registry = client.app.state.runtime.metrics.registry
     assert registry.get_sample_value(
         "aiinfra_rejections_total", {"model": "scale", "reason": "queue_full"}) == 1
+
+
+def test_gpu_collector_reads_nvml() -> None:
+    class FakeNvml:
+        @staticmethod
+        def nvmlDeviceGetCount() -> int:
+            return 1
+
+        @staticmethod
+        def nvmlDeviceGetHandleByIndex(index: int) -> str:
+            return f"gpu{index}"
+
+        @staticmethod
+        def nvmlDeviceGetMemoryInfo(handle: str):
+            return type("Memory", (), {"used": 3 << 30, "total": 80 << 30})()
+
+        @staticmethod
+        def nvmlDeviceGetUtilizationRates(handle: str):
+            return type("Rates", (), {"gpu": 75})()
+
+    registry = CollectorRegistry()
+    registry.register(GpuCollector(FakeNvml))
+    assert registry.get_sample_value("aiinfra_gpu_memory_used_bytes", {"gpu": "0"}) == 3 << 30
+    assert registry.get_sample_value("aiinfra_gpu_memory_total_bytes", {"gpu": "0"}) == 80 << 30
+    assert registry.get_sample_value("aiinfra_gpu_utilization_ratio", {"gpu": "0"}) == 0.75
+
+
+
+
+def test_a_request_expiring_in_the_queue_counts_as_a_timeout_refusal(
+        make_client, scale_repository: Path, monkeypatch) -> None:
+    client = make_client(scale_repository)
+    batcher = client.app.state.runtime.registry.loaded("scale").batcher(None)
+    backend = batcher._instances[0]
+    gate, entered = threading.Event(), threading.Event()
+    forward = backend.forward
+
+    def gated_forward(arrays):
+        entered.set()
+        assert gate.wait(WAIT_S), "test gate never opened"
+        return forward(arrays)
+
+    monkeypatch.setattr(backend, "forward", gated_forward)
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            held = pool.submit(client.post, "/v2/models/scale/infer", json=infer_body(1))
+            assert entered.wait(WAIT_S), "the first request never reached the backend"
+            expired = client.post("/v2/models/scale/infer",
+                                  json={**infer_body(1), "parameters": {"timeout": 50_000}})
+        finally:
+            gate.set()
+        assert held.result(WAIT_S).status_code == 200
+    assert expired.status_code == 503, expired.text
+    assert "timeout expired" in expired.json()["error"]
+    registry = client.app.state.runtime.metrics.registry
+
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, {"model": "scale", **labels})
+
+    assert sample("aiinfra_rejections_total", reason="timeout") == 1
+    assert sample("aiinfra_rejections_total", reason="queue_full") == 0
+    assert sample("aiinfra_inference_requests_total", outcome="failure") == 1
+    assert sample("aiinfra_inference_requests_total", outcome="success") == 1

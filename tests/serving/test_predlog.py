@@ -17,8 +17,9 @@ import pytest
 from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
+from aiinfra.cli import app as cli_app
+from bench.process import free_port
 from serving.batcher import BatchStats
-from serving.cli import app as cli_app
 from serving.inference import InferenceResult
 from serving.metrics import ServingMetrics
 from serving.predlog import PredictionLog
@@ -35,9 +36,9 @@ from serving.predlog.stats import parse_since
 from serving.predlog.writer import _Batch
 from serving.protocol import decode_request
 from serving.settings import Settings
-from tests.serving.conftest import write_model
-from tests.serving.servers import PostgresServer, free_port
 from tests.serving.test_cache import CACHED_CONFIG, INFER, body, outputs
+from tests.support.models import write_model
+from tests.support.services import PostgresServer
 
 pytestmark = pytest.mark.slow
 

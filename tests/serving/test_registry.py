@@ -19,7 +19,7 @@ from serving.metrics import ServingMetrics
 from serving.registry import ModelRegistry
 from serving.repository import ModelRepository
 from serving.settings import Settings
-from tests.serving.conftest import SCALE_CONFIG
+from tests.support.models import SCALE_CONFIG
 
 MakeClient = Callable[..., TestClient]
 TOKEN = "x" * 32

@@ -10,10 +10,10 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from aiinfra.cli import app
 from infra.cost import estimate
 from infra.cost.usage import load_usage
 from infra.render import render as real_render
-from serving.cli import app
 
 ROOT = Path(__file__).resolve().parents[3]
 

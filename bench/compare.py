@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import os
 import platform
-import statistics
-import subprocess
 import sys
 import time
-from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import torch
 
+from bench.loadgen import run_against
+from bench.process import SERVE, free_port, loopback_url, running
+from bench.runs import merge_runs
 from serving.backends import create_backend
 from serving.backends.base import example_inputs
-from serving.bench.loadgen import run_against
-from serving.bench.stores import free_port
 from serving.demo import build_demo_repository
 from serving.repository import ModelRepository
 from serving.settings import Settings
@@ -59,33 +56,6 @@ def in_process_ceiling(repository: Path, model: str, rows: int, duration_s: floa
             "seconds": round(elapsed, 3), "inferences_per_s": runs * rows / elapsed}
 
 
-@contextmanager
-def serve_process(command: list[str], url: str, probe: str, env: dict[str, str] | None = None):
-    """Start a server; yield its process once ``url + probe`` answers 200; stop it after."""
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                               env={**os.environ, **(env or {})})
-    try:
-        deadline = time.monotonic() + 180
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"{command} exited: {process.stderr.read().decode()[-2000:]}")
-            try:
-                if httpx.get(url + probe, timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"{command} never became ready")
-            time.sleep(0.2)
-        yield process
-    finally:
-        process.terminate()
-        try:
-            process.wait(30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-
-
 def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float,
                 warmup_s: float, batch: int) -> dict:
     settings = Settings()
@@ -100,16 +70,14 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
             "duration_s": duration_s, "warmup_s": warmup_s, "batch": batch}
     if payload == "json":
         port = free_port()
-        url = f"http://127.0.0.1:{port}"
-        with serve_process([sys.executable, "-m", "serving.bench.naive", "--repository",
-                      str(repository), "--model", model, "--port", str(port)],
-                     url, f"/v2/models/{model}"):
+        url = loopback_url(port)
+        with running([sys.executable, "-m", "bench.naive", "--repository", str(repository),
+                      "--model", model, "--port", str(port)], url, probe=f"/v2/models/{model}"):
             result["naive"] = run_against(url, **load)
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
+    url = loopback_url(port)
     env = {"AIINFRA_LOG_LEVEL": "warning", "AIINFRA_MODEL_REPOSITORY": str(repository)}
-    with serve_process([sys.executable, "-m", "serving.cli", "serve", "--port", str(port),
-                  "--load", model], url, "/v2/health/ready", env):
+    with running([*SERVE, "--port", str(port), "--load", model], url, env=env):
         result["aiinfra"] = run_against(url, **load)
     served = result["aiinfra"]
     if "naive" in result:
@@ -120,36 +88,6 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
     result.setdefault("ratios", {})["served_vs_ceiling"] = (
         served["inferences_per_s"] / result["ceiling"]["inferences_per_s"])
     return result
-
-
-def merge_runs(runs: list[dict]) -> dict:
-    """One result from several: each numeric figure is the median over the runs (errors add
-    up), and every run is kept under ``runs``."""
-    first = runs[0]
-    sections = [key for key, value in first.items()
-                if isinstance(value, dict) and key != "machine"]
-    result = {key: value for key, value in first.items() if key not in sections}
-    for section in sections:
-        result[section] = median_run([run[section] for run in runs])
-    result["repeat"] = len(runs)
-    result["runs"] = runs
-    return result
-
-
-def median_run(runs: list[dict]) -> dict:
-    """One load result from several: numeric figures are medians (errors add up); the rest
-    is the first run's."""
-    merged = dict(runs[0])
-    for key, value in merged.items():
-        if isinstance(value, int | float) and not isinstance(value, bool):
-            values = [run[key] for run in runs if run.get(key) is not None]
-            if not values:
-                merged[key] = None
-            elif key == "errors_total":
-                merged[key] = sum(values)
-            else:
-                merged[key] = statistics.median(values)
-    return merged
 
 
 def run_repeated(repeat: int, *, runner=None, **options) -> dict:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from serving.bench.gpu_suite import (
+from bench.gpu_suite import (
     TARGETS,
     VARIANTS,
     options_for,
@@ -59,7 +59,7 @@ def test_tensorrt_capability_follows_the_machine() -> None:
 def quick_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
     output = tmp_path_factory.mktemp("gpu-suite") / "suite.json"
     completed = subprocess.run(
-        [sys.executable, "-m", "serving.cli", "bench", "--gpu-suite", "--quick",
+        [sys.executable, "-m", "aiinfra", "bench", "--gpu-suite", "--quick",
          "--batch-sizes", "1,4", "--output", str(output)],
         cwd=ROOT, capture_output=True, text=True, timeout=240, check=False)
     assert completed.returncode == 0, completed.stderr[-3000:]

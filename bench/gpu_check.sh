@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # The GPU suite on a fresh GPU machine that cannot reach a package index.
 #
-#   serving/gpu_check.sh download   # here, with pip access: fetch the wheels into .whl/
-#   serving/gpu_check.sh [ARGS...]  # there: venv, install from .whl/, run the suite
+#   bench/gpu_check.sh download   # here, with pip access: fetch the wheels into .whl/
+#   bench/gpu_check.sh [ARGS...]  # there: venv, install from .whl/, run the suite
 #
 # The run creates a venv that sees the machine's own torch (--system-site-packages), installs
-# aiinfra and its missing dependencies from the carried wheels only (--no-index), tries the
-# `gpu` extra (torch-tensorrt) first, and runs `aiinfra bench --gpu-suite` under a time
-# limit. Without torch-tensorrt the suite still runs and reports the TensorRT rows as skipped
+# aiinfra with its `bench` extra and their missing dependencies from the carried wheels only
+# (--no-index), tries the `gpu` extra (torch-tensorrt) too, and runs `aiinfra bench
+# --gpu-suite` under a time limit. Without torch-tensorrt the suite still runs and reports the TensorRT rows as skipped
 # with the reason. ARGS go to `aiinfra bench` (e.g. --batch-sizes 1,8,32).
 #
 # Environment: WHEELS (default .whl), OUT (results folder, default ./gpu-suite-out),
@@ -46,10 +46,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader ||
 "$PYTHON" -m venv --system-site-packages "$VENV"
 pip=("$VENV/bin/python" -m pip install -q --no-index --find-links "$WHEELS"
      --no-build-isolation --no-compile --disable-pip-version-check)
-if ! "${pip[@]}" -e '.[gpu]' 2>"$OUT/pip-gpu.log"; then
+if ! "${pip[@]}" -e '.[gpu,bench]' 2>"$OUT/pip-gpu.log"; then
     echo "the gpu extra did not install from $WHEELS (see pip-gpu.log): TensorRT rows will" \
          "be skipped unless the machine has torch_tensorrt" >&2
-    "${pip[@]}" -e . 2>&1 | tee "$OUT/pip.log"
+    "${pip[@]}" -e '.[bench]' 2>&1 | tee "$OUT/pip.log"
 fi
 "$VENV/bin/python" -c 'import torch; print("torch", torch.__version__, "cuda",
     torch.cuda.is_available(), torch.cuda.get_device_name(0) if torch.cuda.is_available()

@@ -10,7 +10,7 @@ from collections.abc import Callable
 import aiohttp
 import numpy as np
 
-from serving.bench.payloads import build_body
+from bench.payloads import build_body
 
 MAX_REQUESTS = 2_000_000  # a hard stop whatever the duration
 

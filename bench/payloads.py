@@ -8,8 +8,7 @@ import numpy as np
 import orjson
 
 from serving.datatypes import NUMPY_DTYPES
-
-HEADER_LENGTH = "Inference-Header-Content-Length"
+from serving.protocol import HEADER_LENGTH
 
 
 def random_inputs(metadata: dict, batch: int, seed: int = 0) -> list[tuple[dict, np.ndarray]]:

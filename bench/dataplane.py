@@ -2,7 +2,7 @@
 
 - **baseline**: ``aiinfra serve`` with neither cache nor prediction log: the compute path;
 - **predlog**: the same server logging every request to Postgres (``AIINFRA_DATABASE_URL``),
-  compared with the baseline in paired, interleaved windows (``serving.bench.paired``): a
+  compared with the baseline in paired, interleaved windows (``bench.paired``): a
   few-percent cost is smaller than the run-to-run noise of single runs on a small machine;
 - **control** (optional): the same comparison with the log off on both sides: the noise floor;
 - **cache_hit**: the model with ``cache: {enabled: true}``; the load repeats one body, so
@@ -29,11 +29,12 @@ from subprocess import Popen
 import psycopg
 import yaml
 
-from serving.bench.compare import machine, median_run
-from serving.bench.loadgen import Probe, run_against
-from serving.bench.paired import Side, compare_sides, started
-from serving.bench.procstat import tree_cpu_seconds
-from serving.bench.stores import PostgresServer, RedisServer
+from bench.compare import machine
+from bench.runs import median_run
+from bench.loadgen import Probe, run_against
+from bench.paired import Side, compare_sides, started
+from bench.procstat import tree_cpu_seconds
+from bench.stores import PostgresServer, RedisServer
 from serving.demo import build_demo_repository
 from serving.settings import Settings
 
@@ -107,7 +108,7 @@ def run_data_plane(*, model: str, concurrency: int, payload: str, duration_s: fl
                    rounds: int = 4, server_cpus: set[int] | None = None,
                    client_cpus: set[int] | None = None, control: bool = False) -> dict:
     """The prediction log's cost as ``pairs`` paired, interleaved comparisons against the
-    compute path (``serving.bench.paired``); with ``control``, the same method with the log
+    compute path (``bench.paired``); with ``control``, the same method with the log
     off on both sides, for its noise floor; then each cache side, ``pairs`` runs of its own
     (medians). ``client_cpus`` pins this process (the load generator) and the throwaway
     stores it starts; ``server_cpus`` pins every server."""

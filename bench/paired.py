@@ -22,7 +22,6 @@ would be; pinned, a saturated server's throughput is the inverse of its CPU per 
 from __future__ import annotations
 
 import shutil
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -31,9 +30,9 @@ from subprocess import Popen
 
 import numpy as np
 
-from serving.bench.compare import serve_process
-from serving.bench.loadgen import Probe, run_against
-from serving.bench.stores import free_port
+from bench.loadgen import Probe, run_against
+from bench.process import SERVE, free_port, loopback_url, running
+from bench.runs import median_run
 
 WINDOW_WARMUP_S = 0.3  # each window opens fresh connections: not measured
 BOOTSTRAP_RESAMPLES = 2000
@@ -64,8 +63,7 @@ def parse_cpus(text: str | None) -> set[int] | None:
 
 def server_command(repository: Path, model: str, port: int,
                    cpus: set[int] | None = None) -> list[str]:
-    command = [sys.executable, "-m", "serving.cli", "serve", "--repository", str(repository),
-               "--port", str(port), "--load", model]
+    command = [*SERVE, "--repository", str(repository), "--port", str(port), "--load", model]
     if cpus is None:
         return command
     taskset = shutil.which("taskset")
@@ -80,11 +78,10 @@ def started(side: Side, model: str, cpus: set[int] | None = None
             ) -> Iterator[tuple[str, Popen]]:
     """``aiinfra serve`` for ``side``, ready; yields its URL and process."""
     port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with serve_process(server_command(side.repository, model, port, cpus), url,
-                       "/v2/health/ready", {"AIINFRA_LOG_LEVEL": "warning", **side.env}
-                       ) as process:
-        yield url, process
+    url = loopback_url(port)
+    with running(server_command(side.repository, model, port, cpus), url,
+                 env={"AIINFRA_LOG_LEVEL": "warning", **side.env}) as server:
+        yield url, server.process
 
 
 def _pooled(windows: list[dict]) -> dict:
@@ -134,15 +131,8 @@ def summarize_pairs(names: tuple[str, str], pairs: list[dict]) -> dict:
                        server_cpu_us_added_median=float(np.median(added)),
                        server_cpu_us_added_ci95=[low, high])
     for name in names:
-        sides = [pair[name] for pair in pairs]
-        merged: dict = {}
-        for key, value in sides[0].items():
-            values = [side[key] for side in sides if side.get(key) is not None]
-            if key in ("requests", "errors_total"):
-                merged[key] = sum(values)
-            elif isinstance(value, int | float) or value is None:
-                merged[key] = float(np.median(values)) if values else None
-        summary[name] = merged
+        summary[name] = median_run([pair[name] for pair in pairs],
+                                   summed=("requests", "errors_total"))
     return summary
 
 

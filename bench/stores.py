@@ -19,13 +19,9 @@ from pathlib import Path
 
 import psycopg
 
+from bench.process import free_port
+
 START_TIMEOUT_S = 30.0
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class StoreUnavailable(RuntimeError):

@@ -1,4 +1,4 @@
-"""The benchmark tools: load generator against a real server, the naive server, reports, CLI."""
+"""The benchmark tools: load generator against a real server, the naive server, reports."""
 
 from __future__ import annotations
 
@@ -12,15 +12,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 from fastapi.testclient import TestClient
-from prometheus_client import CollectorRegistry
 
-from serving.bench import report
-from serving.bench.compare import in_process_ceiling
-from serving.bench.loadgen import run_against, summarize
-from serving.bench.naive import create_naive_app
-from serving.bench.payloads import build_body
-from serving.metrics import GpuCollector
-from serving.protocol import decode_request
+from bench import report
+from bench.compare import in_process_ceiling
+from bench.loadgen import run_against, summarize
+from bench.naive import create_naive_app
+from bench.payloads import build_body
+from serving.protocol import HEADER_LENGTH, decode_request
 
 
 def test_summarize_percentiles() -> None:
@@ -36,7 +34,7 @@ def test_summarize_percentiles() -> None:
 def test_payloads_decode_as_the_server_reads_them(payload: str) -> None:
     metadata = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]}
     body, headers = build_body(metadata, 3, payload)
-    request = decode_request(body, headers.get("Inference-Header-Content-Length"))
+    request = decode_request(body, headers.get(HEADER_LENGTH))
     assert request.inputs[0].shape == (3, 4)
     assert request.binary_output is (payload == "binary")
 
@@ -92,47 +90,8 @@ def test_report_writes_json_and_prints_a_table(tmp_path: Path, capsys) -> None:
     assert json.loads((tmp_path / "out.json").read_text())["naive"]["requests"] == 2
 
 
-def test_gpu_collector_reads_nvml() -> None:
-    class FakeNvml:
-        @staticmethod
-        def nvmlDeviceGetCount() -> int:
-            return 1
-
-        @staticmethod
-        def nvmlDeviceGetHandleByIndex(index: int) -> str:
-            return f"gpu{index}"
-
-        @staticmethod
-        def nvmlDeviceGetMemoryInfo(handle: str):
-            return type("Memory", (), {"used": 3 << 30, "total": 80 << 30})()
-
-        @staticmethod
-        def nvmlDeviceGetUtilizationRates(handle: str):
-            return type("Rates", (), {"gpu": 75})()
-
-    registry = CollectorRegistry()
-    registry.register(GpuCollector(FakeNvml))
-    assert registry.get_sample_value("aiinfra_gpu_memory_used_bytes", {"gpu": "0"}) == 3 << 30
-    assert registry.get_sample_value("aiinfra_gpu_memory_total_bytes", {"gpu": "0"}) == 80 << 30
-    assert registry.get_sample_value("aiinfra_gpu_utilization_ratio", {"gpu": "0"}) == 0.75
-
-
-def test_cli_lists_commands_and_refuses_bad_settings(tmp_path: Path) -> None:
-    help_text = subprocess.run([sys.executable, "-m", "serving.cli", "--help"],
-                               capture_output=True, text=True, check=True).stdout
-    assert "serve" in help_text
-    assert "bench" in help_text
-    refused = subprocess.run(
-        [sys.executable, "-m", "serving.cli", "serve", "--repository", str(tmp_path)],
-        capture_output=True, text=True, timeout=60,
-        env={"PATH": "/usr/bin:/bin", "AIINFRA_REPOSITORY_CONTROL": "true",
-             "AIINFRA_CONTROL_TOKEN": "short"})
-    assert refused.returncode == 2
-    assert "AIINFRA_CONTROL_TOKEN of at least 16 characters" in refused.stderr
-
-
 def test_merge_runs_takes_medians_and_keeps_missing_ratios_missing() -> None:
-    from serving.bench.compare import merge_runs  # noqa: PLC0415
+    from bench.runs import merge_runs  # noqa: PLC0415
 
     runs = [{"model": "m", "machine": {"cores": 2},
              "baseline": {"rps": rps, "errors_total": 1},
@@ -148,7 +107,7 @@ def test_merge_runs_takes_medians_and_keeps_missing_ratios_missing() -> None:
 @pytest.mark.slow
 def test_data_plane_bench_runs_every_side(scale_repository: Path, database_url: str,
                                           redis_url: str, monkeypatch, tmp_path: Path) -> None:
-    from serving.bench.dataplane import cached_copy, run_data_plane  # noqa: PLC0415
+    from bench.dataplane import cached_copy, run_data_plane  # noqa: PLC0415
     from serving.repository import ModelRepository  # noqa: PLC0415
 
     copy = cached_copy(scale_repository, "scale", tmp_path / "copy")
@@ -181,7 +140,7 @@ def test_data_plane_bench_runs_every_side(scale_repository: Path, database_url: 
 
 
 def test_predlog_cpu_adds_server_and_database_cost() -> None:
-    from serving.bench.dataplane import predlog_cpu  # noqa: PLC0415
+    from bench.dataplane import predlog_cpu  # noqa: PLC0415
 
     cost = predlog_cpu({"server_cpu_us_per_request": 200.0},
                        {"server_cpu_us_per_request": 206.0, "postgres_cpu_us_per_request": 4.0})
@@ -196,7 +155,7 @@ def test_predlog_cpu_adds_server_and_database_cost() -> None:
 
 
 def test_process_tree_cpu_counts_children() -> None:
-    from serving.bench.procstat import tree_cpu_seconds  # noqa: PLC0415
+    from bench.procstat import tree_cpu_seconds  # noqa: PLC0415
 
     busy = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass"
     child = subprocess.Popen([sys.executable, "-c", busy + "\ninput()"], stdin=subprocess.PIPE)
@@ -216,7 +175,7 @@ def test_process_tree_cpu_counts_children() -> None:
 
 @pytest.mark.slow
 def test_throwaway_postgres_runs_at_the_asked_nice_level() -> None:
-    from serving.bench.stores import PostgresServer  # noqa: PLC0415
+    from bench.stores import PostgresServer  # noqa: PLC0415
 
     server = PostgresServer(nice=19)
     try:

@@ -21,11 +21,8 @@ import gc
 import importlib.metadata
 import importlib.util
 import json
-import os
 import shlex
 import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,13 +31,13 @@ from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
 import torch
 import yaml
 
+from bench.compare import machine
+from bench.loadgen import run_against
+from bench.process import SERVE, free_port, loopback_url, running
 from serving.backends.base import load_module
-from serving.bench.compare import machine
-from serving.bench.loadgen import run_against
 from serving.demo import export_model
 from serving.models.zoo import ResNet18, ResNet50
 from serving.repository.config import ModelConfig
@@ -272,46 +269,17 @@ def run_in_process(repository: Path, options: SuiteOptions, clock: _Clock,
 
 # --- serving --------------------------------------------------------------------------------
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextlib.contextmanager
 def serve(repository: Path, model: str, engine_cache: Path, timeout_s: float,
           log_path: Path) -> Iterator[tuple[str, float]]:
     """Start ``aiinfra serve`` for one model; yield its URL and seconds from start to ready."""
-    port = _free_port()
-    url = f"http://127.0.0.1:{port}"
-    env = {**os.environ, "AIINFRA_LOG_LEVEL": "warning", "AIINFRA_MODEL_REPOSITORY":
-           str(repository), "AIINFRA_ENGINE_CACHE_DIR": str(engine_cache)}
-    command = [sys.executable, "-m", "serving.cli", "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--load", model]
-    with log_path.open("wb") as log:
-        started = time.perf_counter()
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
-        try:
-            deadline = time.monotonic() + timeout_s
-            with httpx.Client(timeout=1.0) as client:
-                while True:
-                    if process.poll() is not None:
-                        tail = log_path.read_text(errors="replace")[-1500:]
-                        raise RuntimeError(f"server exited with {process.returncode}: {tail}")
-                    with contextlib.suppress(httpx.HTTPError):
-                        if client.get(url + "/v2/health/ready").status_code == 200:
-                            break
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"server not ready after {timeout_s:.0f} s")
-                    time.sleep(0.05)
-            yield url, time.perf_counter() - started
-        finally:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(10)
+    port = free_port()
+    url = loopback_url(port)
+    env = {"AIINFRA_LOG_LEVEL": "warning", "AIINFRA_MODEL_REPOSITORY": str(repository),
+           "AIINFRA_ENGINE_CACHE_DIR": str(engine_cache)}
+    with running([*SERVE, "--host", "127.0.0.1", "--port", str(port), "--load", model], url,
+                 env=env, log_path=log_path, timeout_s=timeout_s) as server:
+        yield url, server.ready_s
 
 
 def run_serving(repository: Path, options: SuiteOptions, clock: _Clock, workdir: Path
@@ -583,7 +551,7 @@ def options_for(*, quick: bool, batch_sizes: str | None = None, command: str = "
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m serving.bench.gpu_suite",
+    parser = argparse.ArgumentParser(prog="python -m bench.gpu_suite",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="Small sizes for a CPU")
     parser.add_argument("--batch-sizes", help="e.g. 1,8,16,32,64")
@@ -592,7 +560,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--time-limit", type=float, dest="time_limit_s")
     parser.add_argument("--output", type=Path, default=Path("gpu-suite.json"))
     args = parser.parse_args(argv)
-    command = shlex.join(["python", "-m", "serving.bench.gpu_suite",
+    command = shlex.join(["python", "-m", "bench.gpu_suite",
                           *(sys.argv[1:] if argv is None else argv)])
     options = options_for(quick=args.quick, batch_sizes=args.batch_sizes, command=command,
                           concurrency=args.concurrency, image_size=args.image_size,

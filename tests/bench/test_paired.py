@@ -1,4 +1,4 @@
-"""Paired, interleaved comparisons of two server configurations (serving/bench/paired.py)."""
+"""Paired, interleaved comparisons of two server configurations (bench/paired.py)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from subprocess import Popen
 
 import pytest
 
-from serving.bench.paired import (
+from bench.paired import (
     Side,
     _pooled,
     compare_sides,
@@ -16,7 +16,7 @@ from serving.bench.paired import (
     server_command,
     summarize_pairs,
 )
-from serving.bench.procstat import tree_cpu_seconds
+from bench.procstat import tree_cpu_seconds
 
 
 @pytest.mark.parametrize(("text", "cpus"), [

@@ -1,0 +1,5 @@
+"""``python -m aiinfra``: the same command as the ``aiinfra`` console script."""
+
+from aiinfra.cli import main
+
+main()

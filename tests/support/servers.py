@@ -1,0 +1,45 @@
+"""``aiinfra serve`` as a real process on a free loopback port, stopped after the test."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from bench import process
+from bench.process import SERVE, Server, free_port, loopback_url
+
+__all__ = ["Server", "start_server"]
+
+
+@pytest.fixture
+def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
+    """Start ``aiinfra serve`` on a repository; returns once it is ready. The test's own
+    ``AIINFRA_*`` variables are not passed on: only ``extra_env`` and the defaults here."""
+    servers: list[Server] = []
+
+    def start(repository: Path, *, extra_env: dict[str, str] | None = None,
+              args: tuple[str, ...] = ()) -> Server:
+        port = free_port()
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith("AIINFRA_") and k != "PROMETHEUS_MULTIPROC_DIR"}
+        env.update({"AIINFRA_LOG_FORMAT": "text",
+                    "AIINFRA_ENGINE_CACHE_DIR": str(tmp_path / "engines")})
+        env.update(extra_env or {})
+        command = [*SERVE, "--repository", str(repository), "--host", "127.0.0.1",
+                   "--port", str(port), *args]
+        try:
+            server = process.start_server(command, loopback_url(port), env=env, inherit_env=False,
+                                  log_path=tmp_path / f"server-{port}.log", timeout_s=90)
+        except RuntimeError as exc:
+            pytest.fail(str(exc))
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        if server.process.poll() is None:
+            server.process.kill()
+            server.process.wait(10)
