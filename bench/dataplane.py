@@ -30,10 +30,10 @@ import psycopg
 import yaml
 
 from bench.compare import machine
-from bench.runs import median_run
 from bench.loadgen import Probe, run_against
 from bench.paired import Side, compare_sides, started
 from bench.procstat import tree_cpu_seconds
+from bench.runs import median_run
 from bench.stores import PostgresServer, RedisServer
 from serving.demo import build_demo_repository
 from serving.settings import Settings

@@ -60,5 +60,6 @@ def test_an_import_across_a_layer_breaks_its_contract(tree: Path, module: str, s
     result = lint_imports(tree)
     assert result.returncode == 1, result.stdout
     broken = [line for line in result.stdout.splitlines() if line.endswith("BROKEN")]
-    assert len(broken) == 1 and broken[0].startswith(contract), result.stdout
+    assert len(broken) == 1, result.stdout
+    assert broken[0].startswith(contract), result.stdout
     assert module.removesuffix(".py").replace("/", ".") in result.stdout

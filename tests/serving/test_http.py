@@ -16,7 +16,10 @@ from fastapi.testclient import TestClient
 from torch import nn
 
 from serving import __version__
+from serving.app import create_app
+from serving.metrics import ServingMetrics
 from serving.protocol import HEADER_LENGTH
+from serving.settings import Settings
 from tests.support.models import SCALE_CONFIG, write_model
 
 INFER = "/v2/models/scale/infer"
@@ -481,3 +484,14 @@ def test_start_up_objects_are_frozen_once_ready(scale_repository: Path,
         gc.unfreeze()
     make_client(scale_repository, load_models=["scale"])
     assert gc.get_freeze_count() == 0
+
+
+def test_the_runtime_never_builds_the_demo_repository(tmp_path: Path) -> None:
+    """`aiinfra serve` builds it before the server starts; the runtime only refuses clearly."""
+    settings = Settings(model_repository=None, demo_repository=tmp_path / "not-built",
+                        engine_cache_dir=tmp_path / "engines", log_format="text",
+                        gc_freeze=False)
+    client = TestClient(create_app(settings, ServingMetrics()))
+    with pytest.raises(FileNotFoundError, match="demo repository .*not-built is not built"):
+        client.__enter__()
+    assert not (tmp_path / "not-built").exists()

@@ -35,11 +35,9 @@ def small_queue_repository(tmp_path: Path) -> Path:
     return root
 
 
-def with_full_queue(client, monkeypatch, probe: Callable[[], T]) -> T:
-    """Block the model's only instance, queue two requests behind it, and call ``probe``.
-
-    The three held requests must all succeed once the instance is released.
-    """
+def gate_instance(client, monkeypatch):
+    """Make the model's only instance wait for the returned ``gate`` in each forward;
+    ``entered`` is set once a batch is inside. Returns (batcher, gate, entered)."""
     batcher = client.app.state.runtime.registry.loaded("scale").batcher(None)
     backend = batcher._instances[0]
     gate, entered = threading.Event(), threading.Event()
@@ -51,6 +49,15 @@ def with_full_queue(client, monkeypatch, probe: Callable[[], T]) -> T:
         return forward(arrays)
 
     monkeypatch.setattr(backend, "forward", gated_forward)
+    return batcher, gate, entered
+
+
+def with_full_queue(client, monkeypatch, probe: Callable[[], T]) -> T:
+    """Block the model's only instance, queue two requests behind it, and call ``probe``.
+
+    The three held requests must all succeed once the instance is released.
+    """
+    batcher, gate, entered = gate_instance(client, monkeypatch)
     with ThreadPoolExecutor(3) as pool:
         try:
             held = [pool.submit(client.post, "/v2/models/scale/infer", json=infer_body(1))]
@@ -197,17 +204,7 @@ def test_gpu_collector_reads_nvml() -> None:
 def test_a_request_expiring_in_the_queue_counts_as_a_timeout_refusal(
         make_client, scale_repository: Path, monkeypatch) -> None:
     client = make_client(scale_repository)
-    batcher = client.app.state.runtime.registry.loaded("scale").batcher(None)
-    backend = batcher._instances[0]
-    gate, entered = threading.Event(), threading.Event()
-    forward = backend.forward
-
-    def gated_forward(arrays):
-        entered.set()
-        assert gate.wait(WAIT_S), "test gate never opened"
-        return forward(arrays)
-
-    monkeypatch.setattr(backend, "forward", gated_forward)
+    _, gate, entered = gate_instance(client, monkeypatch)
     with ThreadPoolExecutor(1) as pool:
         try:
             held = pool.submit(client.post, "/v2/models/scale/infer", json=infer_body(1))
