@@ -123,7 +123,10 @@ class GpuPool(Scaling):
 
 class Database(_Model):
     instance_class: str = "db.t4g.medium"
-    engine_version: str = "16.4"
+    # A minor RDS still creates: 16.5-16.8 and 17.1-17.4 were refused from 1 May 2026 and
+    # upgraded to 16.11 / 17.7 or higher (AWS Health notice of 2026-05). RDS then applies
+    # newer minors itself (auto minor upgrades); the program ignores that drift.
+    engine_version: str = "17.7"
     allocated_storage_gib: int = Field(20, ge=20)
     max_allocated_storage_gib: int = Field(100, ge=20)
     multi_az: bool = False

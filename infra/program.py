@@ -32,12 +32,11 @@ def build(config: StackConfig) -> None:
     cluster = Cluster(ClusterArgs(
         name=prefix, version=config.cluster_version, subnet_ids=network.private_subnet_ids,
         vpc_id=network.vpc.id, public_access=config.endpoint_public_access,
-        public_access_cidrs=config.public_access_cidrs, tags=tags))
+        public_access_cidrs=config.public_access_cidrs, tags=tags, region=config.region))
     nodes = NodePools(NodePoolsArgs(
         name=prefix, cluster=cluster, subnet_ids=network.private_subnet_ids, zones=azs,
         system=config.system_pool, gpu_pools=config.gpu_pools, region=config.region,
         tags=tags))
-    GpuPlumbing(f"{prefix}-gpu", cluster.provider, depends_on=[nodes.system])
     data_args = DataArgs(
         name=prefix, vpc_id=network.vpc.id, subnet_ids=network.private_subnet_ids,
         client_security_group_id=cluster.cluster.vpc_config.cluster_security_group_id,
@@ -47,6 +46,8 @@ def build(config: StackConfig) -> None:
     monitoring = Monitoring(MonitoringArgs(
         name=f"{prefix}-monitoring", config=config.monitoring, provider=cluster.provider,
         depends_on=[nodes.system]))
+    # dcgm-exporter renders a ServiceMonitor: its CRD comes with kube-prometheus-stack.
+    GpuPlumbing(f"{prefix}-gpu", cluster.provider, depends_on=[nodes.system, monitoring.stack])
     serving = ServingWorkload(ServingArgs(
         name=f"{prefix}-serving", cluster=cluster, config=config.serving,
         database_url=postgres.url, redis_url=redis.url, production=production, tags=tags,

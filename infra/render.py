@@ -61,6 +61,12 @@ class Resource:
     parent: str | None
     inputs: dict
     urn: str = field(repr=False, default="")
+    # Resource options as the engine sees them: the URNs this waits for (explicit
+    # ``depends_on`` and the resources its inputs come from), ``ignore_changes`` paths and
+    # ``custom_timeouts`` (create/update/delete). Not part of ``as_dict``, the preview's JSON.
+    depends_on: list[str] = field(default_factory=list, repr=False)
+    ignore_changes: list[str] = field(default_factory=list, repr=False)
+    custom_timeouts: dict[str, str] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict:
         return {"type": self.type, "name": self.name, "parent": self.parent,
@@ -78,6 +84,18 @@ class Graph:
 
     def named(self, name: str) -> Resource:
         return next(r for r in self.resources if r.name == name)
+
+    def waits_for(self, resource: Resource) -> list[Resource]:
+        """Every resource that ``resource`` waits for, directly or through others."""
+        by_urn = {r.urn: r for r in self.resources}
+        seen: set[str] = set()
+        pending = list(resource.depends_on)
+        while pending:
+            urn = pending.pop()
+            if urn not in seen and urn in by_urn:
+                seen.add(urn)
+                pending += by_urn[urn].depends_on
+        return [by_urn[urn] for urn in sorted(seen)]
 
     def as_dict(self) -> dict:
         return {"stack": self.stack, "resources": [r.as_dict() for r in self.resources]}
@@ -161,8 +179,14 @@ def render(stack: str, root: Path | None = None) -> Graph:
         def RegisterResource(self, request):  # noqa: N802 - gRPC method name
             response = super().RegisterResource(request)
             if request.type != "pulumi:pulumi:Stack":
-                order.append(Resource(request.type, request.name, request.parent or None, {},
-                                      urn=response.urn))
+                timeouts = request.customTimeouts
+                order.append(Resource(
+                    request.type, request.name, request.parent or None, {}, urn=response.urn,
+                    depends_on=list(request.dependencies),
+                    ignore_changes=list(request.ignoreChanges),
+                    custom_timeouts={key: value for key, value in (
+                        ("create", timeouts.create), ("update", timeouts.update),
+                        ("delete", timeouts.delete)) if value}))
             return response
 
     pulumi.runtime.set_all_config(
@@ -179,15 +203,34 @@ def render(stack: str, root: Path | None = None) -> Graph:
         resource.inputs = _plain(recorded.get((resource.type, resource.name), {}))
         parent = names.get(resource.parent) if resource.parent else None
         resource.parent = parent
+        resource.depends_on = sorted(urn for urn in set(resource.depends_on) if urn in names)
     # Registration order follows the resolution of outputs, which varies from run to run:
     # sort, so that a preview, its JSON and its manifests are the same for the same program.
     order.sort(key=lambda r: (r.type, r.name))
     return Graph(stack, config, order)
 
 
-def _plain(value):
-    """Inputs as JSON-ready data (unknowns and secrets already resolved by the mocks)."""
+# Pulumi's wire form of a secret: {SIG_KEY: SECRET_SIG, "value": ...}.
+_SIG_KEY = "4dabf18193072939515e22adb298388d"
+_SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"
+SECRET = "[secret]"
+
+
+def _masked(value):
+    """A secret's value with its shape kept (keys of a map, length of a list) and every
+    scalar replaced: previews are read in pull requests, and manifests stay valid."""
     if isinstance(value, dict):
+        return {k: _masked(v) for k, v in value.items() if k != _SIG_KEY}
+    if isinstance(value, list | tuple):
+        return [_masked(v) for v in value]
+    return SECRET
+
+
+def _plain(value):
+    """Inputs as JSON-ready data (unknowns resolved by the mocks, secrets masked)."""
+    if isinstance(value, dict):
+        if value.get(_SIG_KEY) == _SECRET_SIG:
+            return _masked(_plain(value.get("value")))
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]

@@ -29,6 +29,7 @@ class ClusterArgs:
     public_access: bool
     public_access_cidrs: list[str]
     tags: dict[str, str]
+    region: str
 
 
 class Cluster(pulumi.ComponentResource):
@@ -83,7 +84,8 @@ class Cluster(pulumi.ComponentResource):
                           tags=tags, opts=child(self))
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             self.cluster.name, self.cluster.endpoint,
-            self.cluster.certificate_authority.data).apply(lambda v: kubeconfig(*v)))
+            self.cluster.certificate_authority.data).apply(
+                lambda v: kubeconfig(*v, args.region)))
         self.provider = k8s.Provider(f"{args.name}-k8s", kubeconfig=self.kubeconfig,
                                      enable_server_side_apply=True, opts=child(self))
         self.register_outputs({"clusterName": self.cluster.name,
@@ -111,7 +113,9 @@ class Cluster(pulumi.ComponentResource):
         return role
 
 
-def kubeconfig(name: str, endpoint: str, ca_data: str) -> str:
+def kubeconfig(name: str, endpoint: str, ca_data: str, region: str) -> str:
+    """A kubeconfig whose token comes from ``aws eks get-token`` for ``region``: a runner
+    without AWS_REGION or a default profile region reaches the cluster all the same."""
     return json.dumps({
         "apiVersion": "v1", "kind": "Config", "current-context": name,
         "clusters": [{"name": name, "cluster": {"server": endpoint,
@@ -119,5 +123,5 @@ def kubeconfig(name: str, endpoint: str, ca_data: str) -> str:
         "contexts": [{"name": name, "context": {"cluster": name, "user": name}}],
         "users": [{"name": name, "user": {"exec": {
             "apiVersion": "client.authentication.k8s.io/v1beta1", "command": "aws",
-            "args": ["eks", "get-token", "--cluster-name", name]}}}],
+            "args": ["eks", "get-token", "--cluster-name", name, "--region", region]}}}],
     })

@@ -74,7 +74,9 @@ class Postgres(pulumi.ComponentResource):
             performance_insights_retention_period=7 if db.performance_insights else None,
             auto_minor_version_upgrade=True, copy_tags_to_snapshot=True,
             apply_immediately=not args.production,
-            tags=tags, opts=child(self))
+            # RDS applies minor upgrades itself: a later `up` must not send a downgrade.
+            # Major upgrades are deliberate: change engine_version and drop this for that up.
+            tags=tags, opts=child(self, ignore_changes=["engineVersion"]))
         self.endpoint = self.instance.endpoint
         self.url = pulumi.Output.secret(pulumi.Output.all(
             self.password.result, self.instance.address).apply(

@@ -23,6 +23,15 @@ NAMESPACE = "aiinfra"
 APP = "aiinfra-serving"
 PORT = 8000
 UID = 10001
+CACHE_TAG = "buildcache"
+MUTABLE_TAGS = (CACHE_TAG, "*-dirty")
+# What the Dockerfiles copy from the repository (the .dockerignore allowlist).
+IMAGE_CONTEXT = ("pyproject.toml", "README.md", "serving", "aiinfra", "image")
+# Model load and (on GPU) the TensorRT engine build, before the server is ready.
+STARTUP_BUDGET_S = 600
+# The rollout's await: the startup budget plus a GPU node joining, the image pull and the
+# model sync before the probe starts.
+ROLLOUT_TIMEOUT = f"{STARTUP_BUDGET_S // 60 + 20}m"
 # AWS's own image, pinned by digest because a tag can be re-pointed; move it with
 # `docker buildx imagetools inspect amazon/aws-cli:<tag>`.
 AWS_CLI_IMAGE = ("docker.io/amazon/aws-cli:2.27.50@sha256:"
@@ -63,7 +72,13 @@ class ServingWorkload(pulumi.ComponentResource):
         config, tags, cluster = args.config, args.tags, args.cluster
         provider = cluster.provider
         self.repository = aws.ecr.Repository(
-            f"{args.name}-image", name=f"{args.name}", image_tag_mutability="IMMUTABLE",
+            f"{args.name}-image", name=f"{args.name}",
+            # A commit's tag is pushed once and never moves; the build cache (re-exported by
+            # every build) and builds of uncommitted changes are the exceptions.
+            image_tag_mutability="IMMUTABLE_WITH_EXCLUSION",
+            image_tag_mutability_exclusion_filters=[
+                aws.ecr.RepositoryImageTagMutabilityExclusionFilterArgs(
+                    filter=pattern, filter_type="WILDCARD") for pattern in MUTABLE_TAGS],
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
                 scan_on_push=True),
             encryption_configurations=[aws.ecr.RepositoryEncryptionConfigurationArgs(
@@ -112,7 +127,11 @@ class ServingWorkload(pulumi.ComponentResource):
             metadata={"name": APP, "namespace": ns, "labels": LABELS},
             spec=self._deployment_spec(config, self.image, self.bucket.bucket, secret,
                                        engines.metadata["name"]),
-            opts=k8s_opts)
+            # Pulumi waits 10 minutes for a rollout by default: a GPU node joining, a
+            # multi-GiB image pull, the model sync and the startup probe's budget need more.
+            opts=pulumi.ResourceOptions.merge(k8s_opts, pulumi.ResourceOptions(
+                custom_timeouts=pulumi.CustomTimeouts(create=ROLLOUT_TIMEOUT,
+                                                      update=ROLLOUT_TIMEOUT))))
         k8s.core.v1.Service(
             f"{args.name}-service",
             metadata={"name": APP, "namespace": ns, "labels": LABELS},
@@ -159,19 +178,21 @@ class ServingWorkload(pulumi.ComponentResource):
     def _image(self, args: ServingArgs) -> pulumi.Output[str]:
         """The image reference the Deployment runs: built from image/ and pushed, by digest."""
         config = args.config
-        tag = self.repository.repository_url.apply(lambda url: f"{url}:{config.image_tag}")
-        if not config.build_image:
-            return tag
+        if not config.build_image:  # an image published elsewhere, under the configured tag
+            return self.repository.repository_url.apply(lambda url: f"{url}:{config.image_tag}")
+        revision, dirty = _revision(args.context_dir)
+        version = f"{config.image_tag}-{revision[:12]}" + ("-dirty" if dirty else "")
+        tag = self.repository.repository_url.apply(lambda url: f"{url}:{version}")
         token = aws.ecr.get_authorization_token_output(
             registry_id=self.repository.registry_id)
         dockerfile = "image/Dockerfile" if config.gpu_image else "image/Dockerfile.cpu"
-        cache = self.repository.repository_url.apply(lambda url: f"{url}:buildcache")
+        cache = self.repository.repository_url.apply(lambda url: f"{url}:{CACHE_TAG}")
         image = docker_build.Image(
             f"{args.name}-image", context={"location": str(args.context_dir)},
             dockerfile={"location": str(args.context_dir / dockerfile)},
             platforms=["linux/amd64"], push=True, tags=[tag],
             # No build time: a timestamp would make every `pulumi up` rebuild and re-roll.
-            build_args={"VERSION": config.image_tag, "REVISION": _revision(args.context_dir),
+            build_args={"VERSION": config.image_tag, "REVISION": revision,
                         "SOURCE": "aiinfra"},
             registries=[{"address": self.repository.repository_url,
                          "username": token.user_name, "password": token.password}],
@@ -257,8 +278,9 @@ class ServingWorkload(pulumi.ComponentResource):
                     "capabilities": {"drop": ["ALL"]},
                     "seccompProfile": {"type": "RuntimeDefault"}}
         gpus = str(config.gpus_per_pod)
+        # No `replicas`: the autoscaler owns it (a value here conflicts with its field
+        # manager on the next server-side apply, or resets the fleet on every deploy).
         return {
-            "replicas": config.min_replicas,
             "selector": {"matchLabels": LABELS},
             "strategy": {"type": "RollingUpdate",
                          "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
@@ -285,6 +307,9 @@ class ServingWorkload(pulumi.ComponentResource):
                         "name": "fetch-models", "image": AWS_CLI_IMAGE,
                         "command": ["aws", "s3", "sync", "--only-show-errors",
                                     pulumi.Output.concat("s3://", bucket, "/models"), "/models"],
+                        # UID 10001 has no home and the root is read-only: the CLI caches
+                        # its IRSA credentials under $HOME/.aws and dies without a writable one.
+                        "env": [{"name": "HOME", "value": "/tmp"}],
                         "securityContext": security,
                         "resources": {"requests": {"cpu": "250m", "memory": "256Mi"},
                                       "limits": {"cpu": "1", "memory": "512Mi"}},
@@ -302,6 +327,7 @@ class ServingWorkload(pulumi.ComponentResource):
                             {"name": "AIINFRA_ENGINE_CACHE_DIR",
                              "value": "/var/cache/aiinfra/engines"},
                             {"name": "AIINFRA_GRACE_PERIOD_S", "value": str(config.grace_period_s)},
+                            {"name": "HOME", "value": "/tmp"},
                         ],
                         "envFrom": [{"secretRef": {"name": secret.metadata["name"]}}],
                         "securityContext": security,
@@ -309,7 +335,8 @@ class ServingWorkload(pulumi.ComponentResource):
                             "requests": {"cpu": "2", "memory": "8Gi", "nvidia.com/gpu": gpus},
                             "limits": {"cpu": "4", "memory": "12Gi", "nvidia.com/gpu": gpus}},
                         "startupProbe": {"httpGet": {"path": "/v2/health/ready", "port": "http"},
-                                         "periodSeconds": 10, "failureThreshold": 60},
+                                         "periodSeconds": 10,
+                                         "failureThreshold": STARTUP_BUDGET_S // 10},
                         "readinessProbe": {"httpGet": {"path": "/v2/health/ready",
                                                        "port": "http"},
                                            "periodSeconds": 5, "failureThreshold": 2},
@@ -347,10 +374,15 @@ class ServingWorkload(pulumi.ComponentResource):
         }
 
 
-def _revision(directory: Path) -> str:
-    """The checkout's commit, for the image's OCI revision label."""
+def _revision(directory: Path) -> tuple[str, bool]:
+    """The checkout's commit, and whether what the image copies has uncommitted changes."""
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=directory, capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True,
-                              text=True, check=True, timeout=10).stdout.strip()
+        commit = git("rev-parse", "HEAD")
+        dirty = bool(git("status", "--porcelain", "--", *IMAGE_CONTEXT))
     except (OSError, subprocess.SubprocessError):
-        return "unknown"
+        return "unknown", True
+    return commit, dirty
