@@ -171,7 +171,6 @@ class Serving(_Model):
     max_replicas: int = Field(4, ge=1)
     gpus_per_pod: int = Field(1, ge=1)
     queue_depth_target: int = Field(8, ge=1, description="HPA target: queued requests per pod")
-    cpu_target_percent: int = Field(70, ge=10, le=100)
     grace_period_s: int = Field(30, ge=5)
     image_tag: str = "0.1.0"
     build_image: bool = Field(True, description="build image/ and push it to the stack's ECR")

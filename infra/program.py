@@ -37,6 +37,7 @@ def build(config: StackConfig) -> None:
         name=prefix, cluster=cluster, subnet_ids=network.private_subnet_ids, zones=azs,
         system=config.system_pool, gpu_pools=config.gpu_pools, region=config.region,
         tags=tags))
+    cluster.addons_on_nodes([nodes.system])
     data_args = DataArgs(
         name=prefix, vpc_id=network.vpc.id, subnet_ids=network.private_subnet_ids,
         client_security_group_id=cluster.cluster.vpc_config.cluster_security_group_id,

@@ -12,7 +12,12 @@ import pulumi_kubernetes as k8s
 from infra.components.base import child
 
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
-ADDONS = ("vpc-cni", "coredns", "kube-proxy", "eks-pod-identity-agent")
+# Add-ons the nodes need to join (created with the cluster), and those that run pods and so
+# wait for the system node group (created by `addons_on_nodes`).
+NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+POD_ADDONS = ("coredns",)
+# The VPC CNI enforces NetworkPolicy only when asked to.
+ADDON_CONFIGURATION = {"vpc-cni": {"enableNetworkPolicy": "true"}}
 
 
 def assume_role_policy(service: str) -> str:
@@ -41,7 +46,7 @@ class Cluster(pulumi.ComponentResource):
         role = aws.iam.Role(f"{args.name}-control-plane",
                             assume_role_policy=assume_role_policy("eks.amazonaws.com"),
                             tags=tags, opts=child(self))
-        aws.iam.RolePolicyAttachment(
+        control_plane_policy = aws.iam.RolePolicyAttachment(
             f"{args.name}-control-plane", role=role.name,
             policy_arn="arn:aws:iam::aws:policy/AmazonEKSClusterPolicy", opts=child(self))
         self.kms_key = aws.kms.Key(f"{args.name}-secrets",
@@ -64,7 +69,8 @@ class Cluster(pulumi.ComponentResource):
                     key_arn=self.kms_key.arn)),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True),
-            tags=tags, opts=child(self, depends_on=[self.log_group]))
+            # EKS needs the policy until it has cleaned up what it manages (destroy, replace).
+            tags=tags, opts=child(self, depends_on=[self.log_group, control_plane_policy]))
         issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
             f"{args.name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"],
@@ -73,15 +79,15 @@ class Cluster(pulumi.ComponentResource):
         self.node_role = aws.iam.Role(f"{args.name}-nodes",
                                       assume_role_policy=assume_role_policy("ec2.amazonaws.com"),
                                       tags=tags, opts=child(self))
-        for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
-                       "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore"):
+        # Node groups wait for these, so that EKS can still drain and delete their nodes.
+        self.node_policies = [
             aws.iam.RolePolicyAttachment(f"{args.name}-nodes-{policy}", role=self.node_role.name,
                                          policy_arn=f"arn:aws:iam::aws:policy/{policy}",
                                          opts=child(self))
-        for addon in ADDONS:
-            aws.eks.Addon(f"{args.name}-{addon}", cluster_name=self.cluster.name,
-                          addon_name=addon, resolve_conflicts_on_update="OVERWRITE",
-                          tags=tags, opts=child(self))
+            for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
+                           "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore")]
+        for addon in NODE_ADDONS:
+            self._addon(addon)
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             self.cluster.name, self.cluster.endpoint,
             self.cluster.certificate_authority.data).apply(
@@ -90,6 +96,21 @@ class Cluster(pulumi.ComponentResource):
                                      enable_server_side_apply=True, opts=child(self))
         self.register_outputs({"clusterName": self.cluster.name,
                                "kubeconfig": self.kubeconfig})
+
+    def _addon(self, addon: str, depends_on: list[pulumi.Resource] | None = None
+               ) -> aws.eks.Addon:
+        configuration = ADDON_CONFIGURATION.get(addon)
+        return aws.eks.Addon(
+            f"{self.name}-{addon}", cluster_name=self.cluster.name, addon_name=addon,
+            resolve_conflicts_on_update="OVERWRITE",
+            configuration_values=json.dumps(configuration) if configuration else None,
+            tags=self.tags, opts=child(self, depends_on=depends_on))
+
+    def addons_on_nodes(self, nodes: list[pulumi.Resource]) -> None:
+        """The add-ons that run pods, once ``nodes`` exist (they stay DEGRADED until then,
+        and the provider gives up on them after 20 minutes)."""
+        for addon in POD_ADDONS:
+            self._addon(addon, depends_on=nodes)
 
     def irsa_role(self, name: str, namespace: str, service_account: str,
                   policy: dict | None = None, managed: list[str] | None = None,

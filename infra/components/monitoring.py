@@ -88,6 +88,9 @@ class Monitoring(pulumi.ComponentResource):
             values={
                 "prometheus": {"prometheusSpec": {
                     "retention": f"{config.retention_days}d",
+                    # Stop before the volume fills (a full one crash-loops Prometheus); the
+                    # size is in GB, the volume in GiB; the rest is for the WAL.
+                    "retentionSize": f"{int(config.storage_gib * 2**30 * 0.85 / 1e9)}GB",
                     "serviceMonitorSelectorNilUsesHelmValues": False,
                     "ruleSelectorNilUsesHelmValues": False,
                     "nodeSelector": {"aiinfra.io/pool": "system"},

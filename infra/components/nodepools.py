@@ -118,8 +118,10 @@ class NodePools(pulumi.ComponentResource):
             labels=labels,
             taints=[aws.eks.NodeGroupTaintArgs(**t) for t in taints],
             tags=tags,
-            # The autoscaler owns desired size once the group exists.
-            opts=child(self, ignore_changes=["scalingConfig.desiredSize"]))
+            # The autoscaler owns desired size once the group exists. The node role's
+            # policies outlive the group, so EKS can still drain and delete its nodes.
+            opts=child(self, ignore_changes=["scalingConfig.desiredSize"],
+                       depends_on=self.args.cluster.node_policies))
 
     def _cluster_autoscaler(self) -> None:
         args, cluster = self.args, self.args.cluster

@@ -147,10 +147,9 @@ class ServingWorkload(pulumi.ComponentResource):
                     {"type": "Pods", "pods": {
                         "metric": {"name": QUEUE_DEPTH},
                         "target": {"type": "AverageValue",
-                                   "averageValue": str(config.queue_depth_target)}}},
-                    {"type": "Resource", "resource": {"name": "cpu", "target": {
-                        "type": "Utilization",
-                        "averageUtilization": config.cpu_target_percent}}}],
+                                   "averageValue": str(config.queue_depth_target)}}}],
+                # No CPU metric: nothing serves metrics.k8s.io here, and an HPA with one
+                # metric it cannot read never scales down. The pods are GPU-bound anyway.
                 "behavior": hpa_behavior(),
             },
             opts=k8s_opts)
@@ -231,7 +230,9 @@ class ServingWorkload(pulumi.ComponentResource):
         driver = aws.eks.Addon(
             f"{args.name}-efs-csi", cluster_name=cluster.cluster.name,
             addon_name="aws-efs-csi-driver", service_account_role_arn=role.arn,
-            resolve_conflicts_on_update="OVERWRITE", tags=tags, opts=child(self))
+            resolve_conflicts_on_update="OVERWRITE", tags=tags,
+            # Its controller runs on the system nodes: without them it sits DEGRADED.
+            opts=child(self, depends_on=args.depends_on))
         storage_class = k8s.storage.v1.StorageClass(
             f"{args.name}-engines", metadata={"name": "aiinfra-engines"},
             provisioner="efs.csi.aws.com", reclaim_policy="Retain",

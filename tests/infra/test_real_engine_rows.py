@@ -5,6 +5,7 @@ program against the real engines (AWS APIs, the providers, the charts, Kubernete
 from __future__ import annotations
 
 import fnmatch
+import json
 import re
 
 import pytest
@@ -116,3 +117,78 @@ def test_5_every_build_pushes_tags_the_repository_takes(graphs, stack: str) -> N
         # A commit's tag is pushed once; only a build of uncommitted changes may be redone.
         assert any(fnmatch.fnmatchcase(version, f) for f in exempt) == version.endswith(
             "-dirty")
+
+
+def _one(graph, type_token: str, name_part: str = ""):
+    (found,) = [r for r in graph.of_type(type_token) if name_part in r.name]
+    return found
+
+
+def _waits_for(graph, resource, other) -> bool:
+    return other.urn in {r.urn for r in graph.waits_for(resource)}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_10_an_autoscaler_uses_only_metrics_something_serves(graphs, stack: str) -> None:
+    """`Resource` metrics need metrics.k8s.io, which EKS does not serve by itself: with one
+    metric unavailable the HPA never scales down."""
+    graph = graphs[stack]
+    addons = {r.inputs["addonName"] for r in graph.of_type("aws:eks/addon:Addon")}
+    resource_metrics = "metrics-server" in addons or any(
+        (r.inputs.get("values") or {}).get("rules", {}).get("resource")
+        for r in graph.of_type("kubernetes:helm.sh/v3:Release"))
+    for body in k8s_objects(graph):
+        if body["kind"] == "HorizontalPodAutoscaler":
+            kinds = {metric["type"] for metric in body["spec"]["metrics"]}
+            assert resource_metrics or "Resource" not in kinds, body["metadata"]["name"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_12_network_policies_are_enforced(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    if not any(body["kind"] == "NetworkPolicy" for body in k8s_objects(graph)):
+        pytest.fail("the serving NetworkPolicy is expected in every stack")
+    (cni,) = [r for r in graph.of_type("aws:eks/addon:Addon") if r.inputs["addonName"] == "vpc-cni"]
+    assert json.loads(cni.inputs.get("configurationValues", "{}")).get(
+        "enableNetworkPolicy") == "true"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_19_eks_waits_for_its_role_policies(graphs, stack: str) -> None:
+    """Without it, destroy or replace may detach a policy while EKS still needs it to clean up
+    the instances, ENIs and security groups it manages."""
+    graph = graphs[stack]
+    attachments = graph.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    cluster = _one(graph, "aws:eks/cluster:Cluster")
+    control_plane = [a for a in attachments if a.inputs["policyArn"].endswith(
+        "/AmazonEKSClusterPolicy")]
+    assert control_plane
+    assert all(_waits_for(graph, cluster, a) for a in control_plane)
+    node_policies = [a for a in attachments if a.inputs["policyArn"].rsplit("/", 1)[1] in (
+        "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
+        "AmazonEC2ContainerRegistryReadOnly")]
+    assert len(node_policies) == 3
+    for group in graph.of_type("aws:eks/nodeGroup:NodeGroup"):
+        assert all(_waits_for(graph, group, a) for a in node_policies), group.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_23_addons_that_run_pods_wait_for_nodes(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    system = _one(graph, "aws:eks/nodeGroup:NodeGroup", "-system")
+    for addon in graph.of_type("aws:eks/addon:Addon"):
+        if addon.inputs["addonName"] in ("coredns", "aws-efs-csi-driver", "aws-ebs-csi-driver"):
+            assert _waits_for(graph, addon, system), addon.name
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_34_prometheus_stops_before_its_volume_is_full(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    release = _one(graph, "kubernetes:helm.sh/v3:Release", "kube-prometheus-stack")
+    spec = release.inputs["values"]["prometheus"]["prometheusSpec"]
+    size = spec["storageSpec"]["volumeClaimTemplate"]["spec"]["resources"]["requests"]["storage"]
+    volume_gib = int(size.removesuffix("Gi"))
+    limit = spec.get("retentionSize", "")
+    assert limit.endswith("GB"), limit
+    # retentionSize is in GB (10^9); keep room for the WAL and compaction.
+    assert int(limit.removesuffix("GB")) * 1e9 <= 0.9 * volume_gib * 2**30
