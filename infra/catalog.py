@@ -1,7 +1,9 @@
-"""The instance class catalogue (data in ``infra/data/instances.yaml``)."""
+"""Data the program sizes and checks by: instance classes (``infra/data/instances.yaml``) and
+EKS version support windows (``infra/data/eks-versions.yaml``)."""
 
 from __future__ import annotations
 
+from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
@@ -9,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict
 
 DATA = Path(__file__).parent / "data" / "instances.yaml"
+EKS_VERSIONS = Path(__file__).parent / "data" / "eks-versions.yaml"
 
 
 class InstanceClass(BaseModel):
@@ -34,3 +37,24 @@ class Catalog(BaseModel):
 @lru_cache(maxsize=1)
 def catalog() -> Catalog:
     return Catalog.model_validate(yaml.safe_load(DATA.read_text()))
+
+
+class EksVersion(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    released: date
+    end_of_standard: date
+    end_of_extended: date
+
+
+class EksVersions(BaseModel):
+    model_config = ConfigDict(frozen=True)
+
+    as_of: date
+    source: str
+    versions: dict[str, EksVersion]
+
+
+@lru_cache(maxsize=1)
+def eks_versions() -> EksVersions:
+    return EksVersions.model_validate(yaml.safe_load(EKS_VERSIONS.read_text()))

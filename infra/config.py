@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_camel
 
-from infra.catalog import catalog
+from infra.catalog import catalog, eks_versions
 
 PROJECT = "aiinfra"
 
@@ -67,15 +67,23 @@ class SystemPool(Scaling):
         return _known_ec2(value)
 
 
-class GpuPool(Scaling):
+class GpuPool(_Model):
+    """One GPU pool: a Karpenter NodePool of one GPU shape and one capacity type."""
+
     name: str
     capacity: Literal["reserved", "on-demand", "spot"]
     instance_types: list[str] = Field(min_length=1)
+    # The most nodes the pool may run (its NodePool's limits; the cost preview's max).
+    max_nodes: int = Field(ge=1)
     ami_family: Literal["al2023-nvidia", "bottlerocket-nvidia"] = "al2023-nvidia"
+    # The EKS-optimized AMI release Karpenter uses (``latest``, or e.g. ``v20251120`` to pin).
+    ami_version: str = Field("latest", pattern=r"^(latest|v\d{8})$")
     disk_gib: int = Field(100, ge=50)
     labels: dict[str, str] = Field(default_factory=dict)
     reserved_term: Literal["1yr", "3yr"] | None = None
     create_capacity_reservation: bool = False
+    # Instances the capacity reservation holds (reserved pools that create one).
+    reserved_nodes: int | None = Field(None, ge=1)
 
     @field_validator("name")
     @classmethod
@@ -95,6 +103,13 @@ class GpuPool(Scaling):
                                  "g6e, p4d or p5 types")
         if len(set(value)) != len(value):
             raise ValueError("instanceTypes lists a type twice")
+        shapes = {(catalog().ec2[t].gpus, catalog().ec2[t].gpu_memory_gib) for t in value}
+        if len(shapes) > 1:
+            listed = ", ".join(f"{t} ({catalog().ec2[t].gpus} × "
+                               f"{catalog().ec2[t].gpu_memory_gib / catalog().ec2[t].gpus:g} "
+                               "GiB)" for t in value)
+            raise ValueError(f"one GPU shape per pool (GPU count and memory), got {listed}: "
+                             "split them into pools")
         return value
 
     @model_validator(mode="after")
@@ -108,12 +123,20 @@ class GpuPool(Scaling):
             if self.reserved_term is None:
                 raise ValueError(f"reserved pool {self.name!r} needs reservedTerm: 1yr or 3yr "
                                  "(how it is priced)")
-            if self.create_capacity_reservation and len(self.instance_types) != 1:
-                raise ValueError(f"reserved pool {self.name!r}: a capacity reservation holds "
-                                 "one instance type; list exactly one")
-        elif self.reserved_term or self.create_capacity_reservation:
-            raise ValueError(f"pool {self.name!r} is {self.capacity}: reservedTerm and "
-                             "createCapacityReservation apply to reserved pools only")
+            if self.create_capacity_reservation:
+                if len(self.instance_types) != 1:
+                    raise ValueError(f"reserved pool {self.name!r}: a capacity reservation "
+                                     "holds one instance type; list exactly one")
+                if self.reserved_nodes is None or self.reserved_nodes > self.max_nodes:
+                    raise ValueError(f"reserved pool {self.name!r}: reservedNodes (the "
+                                     "reservation's size) is required, at most maxNodes")
+            elif self.reserved_nodes is not None:
+                raise ValueError(f"reserved pool {self.name!r}: reservedNodes sizes a capacity "
+                                 "reservation; set createCapacityReservation: true")
+        elif self.reserved_term or self.create_capacity_reservation or self.reserved_nodes:
+            raise ValueError(f"pool {self.name!r} is {self.capacity}: reservedTerm, "
+                             "createCapacityReservation and reservedNodes apply to reserved "
+                             "pools only")
         return self
 
     @property
@@ -167,10 +190,15 @@ class Monitoring(_Model):
 
 
 class Serving(_Model):
-    min_replicas: int = Field(1, ge=1)
+    min_replicas: int = Field(1, ge=0, description="KEDA's minReplicaCount; 0 (outside prod "
+                              "only) parks the Deployment at zero once idle: with no pod "
+                              "nothing queues, so only raising it again brings it back")
     max_replicas: int = Field(4, ge=1)
     gpus_per_pod: int = Field(1, ge=1)
-    queue_depth_target: int = Field(8, ge=1, description="HPA target: queued requests per pod")
+    queue_depth_target: int = Field(8, ge=1, description="KEDA target: queued requests per pod")
+    p95_latency_target_s: float = Field(
+        0.4, gt=0, le=60, description="KEDA guardrail: p95 request latency (seconds) over "
+        "which replicas are added whatever the queue depth; below the 500 ms latency alert")
     grace_period_s: int = Field(30, ge=5)
     image_tag: str = "0.1.0"
     build_image: bool = Field(True, description="build image/ and push it to the stack's ECR")
@@ -191,10 +219,12 @@ class StackConfig(_Model):
     availability_zones: int = Field(3, ge=2, le=4)
     vpc_cidr: str = "10.0.0.0/16"
     nat_gateways: Literal["single", "per-az"] = "single"
-    cluster_version: str = "1.33"
+    cluster_version: str = "1.35"
+    # Stay on a version past its standard support, at the extended rate (asked for, never
+    # fallen into: EKS turns extended support on by default).
+    extended_support: bool = False
     endpoint_public_access: bool = True
     public_access_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
-    node_autoscaler: Literal["cluster-autoscaler"] = "cluster-autoscaler"
     system_pool: SystemPool = SystemPool(min_size=2, desired_size=2, max_size=3)
     gpu_pools: list[GpuPool] = Field(min_length=1)
     database: Database = Database()
@@ -220,6 +250,35 @@ class StackConfig(_Model):
             ipaddress.ip_network(cidr)
         return value
 
+    @field_validator("cluster_version")
+    @classmethod
+    def _known_version(cls, value: str) -> str:
+        versions = eks_versions().versions
+        if value not in versions:
+            raise ValueError(f"clusterVersion {value!r} is not an EKS version we know the "
+                             f"support dates of ({', '.join(versions)}): add it to "
+                             "infra/data/eks-versions.yaml")
+        return value
+
+    @model_validator(mode="after")
+    def _supported_version(self) -> StackConfig:
+        """The version is in standard support on the price catalogue's date, unless the stack
+        asks for extended support (and so pays for it)."""
+        from infra.cost.catalogue import load_catalogue  # noqa: PLC0415 - data, read once
+
+        support = eks_versions().versions[self.cluster_version]
+        on = max(price.date for price in load_catalogue(self.region).prices.values())
+        if support.end_of_extended < on:
+            raise ValueError(f"EKS {self.cluster_version} left extended support on "
+                             f"{support.end_of_extended}: move clusterVersion to a newer one")
+        if support.end_of_standard < on and not self.extended_support:
+            newest = max(eks_versions().versions, key=lambda v: tuple(map(int, v.split("."))))
+            raise ValueError(
+                f"EKS {self.cluster_version} left standard support on "
+                f"{support.end_of_standard} (prices of {on}): move clusterVersion to "
+                f"{newest}, or set extendedSupport: true to pay the extended rate")
+        return self
+
     @model_validator(mode="after")
     def _environment_rules(self) -> StackConfig:
         names = [p.name for p in self.gpu_pools]
@@ -241,7 +300,8 @@ class StackConfig(_Model):
             problems.append("the cluster endpoint must be private (endpointPublicAccess: "
                             "false) or limited to known publicAccessCidrs")
         if self.serving.min_replicas < 2:
-            problems.append("serving.minReplicas must be at least 2")
+            problems.append("serving.minReplicas must be at least 2 (scale to zero and a "
+                            "single replica are for dev and staging)")
         if self.nat_gateways != "per-az":
             problems.append("natGateways must be per-az (one NAT per AZ survives an AZ loss)")
         if self.cache.replicas < 1:

@@ -32,12 +32,13 @@ def build(config: StackConfig) -> None:
     cluster = Cluster(ClusterArgs(
         name=prefix, version=config.cluster_version, subnet_ids=network.private_subnet_ids,
         vpc_id=network.vpc.id, public_access=config.endpoint_public_access,
-        public_access_cidrs=config.public_access_cidrs, tags=tags, region=config.region))
+        public_access_cidrs=config.public_access_cidrs, tags=tags, region=config.region,
+        extended_support=config.extended_support))
     nodes = NodePools(NodePoolsArgs(
         name=prefix, cluster=cluster, subnet_ids=network.private_subnet_ids, zones=azs,
         system=config.system_pool, gpu_pools=config.gpu_pools, region=config.region,
         tags=tags))
-    cluster.addons_on_nodes([nodes.system])
+    gp3 = cluster.addons_on_nodes([nodes.system])
     data_args = DataArgs(
         name=prefix, vpc_id=network.vpc.id, subnet_ids=network.private_subnet_ids,
         client_security_group_id=cluster.cluster.vpc_config.cluster_security_group_id,
@@ -46,7 +47,7 @@ def build(config: StackConfig) -> None:
     redis = Redis(data_args)
     monitoring = Monitoring(MonitoringArgs(
         name=f"{prefix}-monitoring", config=config.monitoring, provider=cluster.provider,
-        depends_on=[nodes.system]))
+        depends_on=[nodes.system, gp3]))
     # dcgm-exporter renders a ServiceMonitor: its CRD comes with kube-prometheus-stack.
     GpuPlumbing(f"{prefix}-gpu", cluster.provider, depends_on=[nodes.system, monitoring.stack])
     serving = ServingWorkload(ServingArgs(
@@ -54,7 +55,7 @@ def build(config: StackConfig) -> None:
         database_url=postgres.url, redis_url=redis.url, production=production, tags=tags,
         depends_on=[nodes.system, monitoring.stack],
         context_dir=Path(__file__).resolve().parent.parent, vpc_id=network.vpc.id,
-        subnet_ids=network.private_subnet_ids))
+        subnet_ids=network.private_subnet_ids, keda=monitoring.keda))
 
     pulumi.export("clusterName", cluster.cluster.name)
     pulumi.export("kubeconfig", cluster.kubeconfig)

@@ -127,6 +127,8 @@ def _computed(type_token: str, name: str, inputs: dict) -> dict:
     elif type_token == "docker-build:index:Image":
         values.update(digest="sha256:" + "0" * 64,
                       ref=f"{inputs['tags'][0]}@sha256:" + "0" * 64)
+    elif type_token == "random:index/randomId:RandomId":
+        values["hex"] = "ab12" * int(inputs.get("byteLength", 4))
     elif type_token == "random:index/randomPassword:RandomPassword":
         values["result"] = "x" * int(inputs.get("length", 16))
     if "name" not in inputs and type_token.startswith("aws:"):

@@ -157,8 +157,9 @@ def pack_arguments(environment: str | None = None) -> dict[str, Any]:
     environment = environment or stack_environment()
     return {
         "name": PACK_NAME,
-        "description": "aiinfra: EKS, GPU node pools, Postgres, Redis, S3/ECR and serving "
-                       "workloads, plus the stack's cost budget.",
+        "description": "aiinfra: EKS and its system node group, Karpenter GPU NodePools and "
+                       "EC2NodeClasses, Postgres, Redis, S3/ECR and serving workloads, plus "
+                       "the stack's cost budget.",
         "policies": policies(),
         "enforcement_level": EnforcementLevel.MANDATORY,
         "initial_config": initial_config(environment) if environment else None,

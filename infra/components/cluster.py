@@ -35,6 +35,7 @@ class ClusterArgs:
     public_access_cidrs: list[str]
     tags: dict[str, str]
     region: str
+    extended_support: bool = False
 
 
 class Cluster(pulumi.ComponentResource):
@@ -69,6 +70,10 @@ class Cluster(pulumi.ComponentResource):
                     key_arn=self.kms_key.arn)),
             access_config=aws.eks.ClusterAccessConfigArgs(
                 authentication_mode="API", bootstrap_cluster_creator_admin_permissions=True),
+            # EXTENDED is EKS's default, and bills 6× the standard rate once the version
+            # leaves standard support: only when the stack asks for it.
+            upgrade_policy=aws.eks.ClusterUpgradePolicyArgs(
+                support_type="EXTENDED" if args.extended_support else "STANDARD"),
             # EKS needs the policy until it has cleaned up what it manages (destroy, replace).
             tags=tags, opts=child(self, depends_on=[self.log_group, control_plane_policy]))
         issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
@@ -106,14 +111,32 @@ class Cluster(pulumi.ComponentResource):
             configuration_values=json.dumps(configuration) if configuration else None,
             tags=self.tags, opts=child(self, depends_on=depends_on))
 
-    def addons_on_nodes(self, nodes: list[pulumi.Resource]) -> None:
+    def addons_on_nodes(self, nodes: list[pulumi.Resource]) -> k8s.storage.v1.StorageClass:
         """The add-ons that run pods, once ``nodes`` exist (they stay DEGRADED until then,
-        and the provider gives up on them after 20 minutes)."""
+        and the provider gives up on them after 20 minutes); returns the default ``gp3``
+        StorageClass, which waits for its EBS CSI driver."""
         for addon in POD_ADDONS:
             self._addon(addon, depends_on=nodes)
+        # Every EBS volume since EKS 1.23 needs the EBS CSI driver (Prometheus's among them).
+        role = self.irsa_role(
+            f"{self.name}-ebs-csi", "kube-system", "ebs-csi-controller-sa",
+            managed=["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"])
+        driver = aws.eks.Addon(
+            f"{self.name}-aws-ebs-csi-driver", cluster_name=self.cluster.name,
+            addon_name="aws-ebs-csi-driver", service_account_role_arn=role.arn,
+            resolve_conflicts_on_update="OVERWRITE", tags=self.tags,
+            opts=child(self, depends_on=nodes))
+        return k8s.storage.v1.StorageClass(
+            f"{self.name}-gp3", metadata={"name": "gp3", "annotations": {
+                "storageclass.kubernetes.io/is-default-class": "true"}},
+            provisioner="ebs.csi.aws.com", volume_binding_mode="WaitForFirstConsumer",
+            allow_volume_expansion=True, reclaim_policy="Delete",
+            parameters={"type": "gp3", "encrypted": "true"},
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider,
+                                        depends_on=[driver]))
 
     def irsa_role(self, name: str, namespace: str, service_account: str,
-                  policy: dict | None = None, managed: list[str] | None = None,
+                  policy: dict | pulumi.Input[str] | None = None, managed: list[str] | None = None,
                   parent: pulumi.Resource | None = None) -> aws.iam.Role:
         """An IAM role only ``namespace/service_account`` can assume (IRSA)."""
         owner = parent or self
@@ -127,7 +150,8 @@ class Cluster(pulumi.ComponentResource):
                     f"{v[1].removeprefix('https://')}:aud": "sts.amazonaws.com"}}}]}))
         role = aws.iam.Role(name, assume_role_policy=trust, tags=self.tags, opts=child(owner))
         if policy is not None:
-            aws.iam.RolePolicy(name, role=role.id, policy=json.dumps(policy), opts=child(owner))
+            document = json.dumps(policy) if isinstance(policy, dict) else policy
+            aws.iam.RolePolicy(name, role=role.id, policy=document, opts=child(owner))
         for arn in managed or []:
             aws.iam.RolePolicyAttachment(f"{name}-{arn.rsplit('/', 1)[-1]}", role=role.name,
                                          policy_arn=arn, opts=child(owner))

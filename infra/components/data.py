@@ -56,6 +56,10 @@ class Postgres(pulumi.ComponentResource):
         # A Pulumi-held secret, so the serving pods get it without another controller.
         self.password = random.RandomPassword(f"{args.name}-postgres-password", length=40,
                                               special=False, opts=child(self))
+        # A destroyed stack leaves its final snapshot; the next incarnation gets a new
+        # suffix (this id goes with the stack), so its destroy does not collide with it.
+        snapshot_suffix = random.RandomId(f"{args.name}-final-snapshot", byte_length=4,
+                                          opts=child(self))
         self.instance = aws.rds.Instance(
             f"{args.name}-postgres", identifier=f"{args.name}-postgres", engine="postgres",
             engine_version=db.engine_version, instance_class=db.instance_class,
@@ -69,7 +73,8 @@ class Postgres(pulumi.ComponentResource):
             backup_window="03:00-04:00", maintenance_window="sun:04:30-sun:05:30",
             deletion_protection=db.deletion_protection,
             skip_final_snapshot=not args.production,
-            final_snapshot_identifier=f"{args.name}-postgres-final" if args.production else None,
+            final_snapshot_identifier=pulumi.Output.concat(
+                f"{args.name}-postgres-final-", snapshot_suffix.hex) if args.production else None,
             performance_insights_enabled=db.performance_insights,
             performance_insights_retention_period=7 if db.performance_insights else None,
             auto_minor_version_upgrade=True, copy_tags_to_snapshot=True,

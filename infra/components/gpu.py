@@ -29,7 +29,14 @@ class GpuPlumbing(pulumi.ComponentResource):
             version=DEVICE_PLUGIN_CHART,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo="https://nvidia.github.io/k8s-device-plugin"),
             values={"nodeSelector": ON_GPU_NODES, "tolerations": [GPU_TOLERATION],
-                    "priorityClassName": "system-node-critical"},
+                    "priorityClassName": "system-node-critical",
+                    # Bottlerocket's NVIDIA AMIs run their own device plugin: a second one
+                    # would register nvidia.com/gpu twice.
+                    "affinity": {"nodeAffinity": {
+                        "requiredDuringSchedulingIgnoredDuringExecution": {
+                            "nodeSelectorTerms": [{"matchExpressions": [{
+                                "key": "aiinfra.io/ami-family", "operator": "NotIn",
+                                "values": ["bottlerocket-nvidia"]}]}]}}}},
             opts=k8s_child(self, provider, depends_on=depends_on))
         k8s.helm.v3.Release(
             f"{name}-dcgm-exporter", name="dcgm-exporter",

@@ -1,4 +1,5 @@
-"""kube-prometheus-stack, prometheus-adapter (queue depth for the HPA), alert rules, dashboard."""
+"""kube-prometheus-stack, KEDA (scales the serving Deployment on what Prometheus holds), alert
+rules, dashboard."""
 
 from __future__ import annotations
 
@@ -7,14 +8,20 @@ from dataclasses import dataclass
 
 import pulumi
 import pulumi_kubernetes as k8s
+import pulumi_random as random
 
 from infra.components.base import k8s_child
 from infra.config import Monitoring as MonitoringConfig
 
 KUBE_PROMETHEUS_STACK_CHART = "75.15.1"
-PROMETHEUS_ADAPTER_CHART = "4.14.1"
+KEDA_CHART = "2.20.2"
 NAMESPACE = "monitoring"
+KEDA_NAMESPACE = "keda"
+ON_SYSTEM_NODES = {"aiinfra.io/pool": "system"}
+# kube-prometheus-stack's Prometheus Service (release name + "-prometheus"), as KEDA reads it.
+PROMETHEUS_URL = f"http://kube-prometheus-stack-prometheus.{NAMESPACE}.svc:9090"
 QUEUE_DEPTH = "aiinfra_queue_depth"
+REQUEST_DURATION = "aiinfra_request_duration_seconds"
 
 ALERTS = [
     {"alert": "AiinfraLatencySLO",
@@ -79,6 +86,15 @@ class Monitoring(pulumi.ComponentResource):
         namespace = k8s.core.v1.Namespace(f"{args.name}-namespace",
                                           metadata={"name": NAMESPACE},
                                           opts=k8s_child(self, provider))
+        grafana_password = random.RandomPassword(
+            f"{args.name}-grafana-admin", length=32, special=False,
+            opts=pulumi.ResourceOptions(parent=self))
+        grafana_admin = k8s.core.v1.Secret(
+            f"{args.name}-grafana-admin", metadata={"name": "grafana-admin",
+                                                    "namespace": NAMESPACE},
+            string_data={"admin-user": "admin",
+                         "admin-password": pulumi.Output.secret(grafana_password.result)},
+            opts=k8s_child(self, provider, depends_on=[namespace]))
         self.stack = k8s.helm.v3.Release(
             f"{args.name}-kube-prometheus-stack", name="kube-prometheus-stack",
             namespace=NAMESPACE, chart="kube-prometheus-stack",
@@ -93,34 +109,37 @@ class Monitoring(pulumi.ComponentResource):
                     "retentionSize": f"{int(config.storage_gib * 2**30 * 0.85 / 1e9)}GB",
                     "serviceMonitorSelectorNilUsesHelmValues": False,
                     "ruleSelectorNilUsesHelmValues": False,
-                    "nodeSelector": {"aiinfra.io/pool": "system"},
+                    "nodeSelector": ON_SYSTEM_NODES,
                     "storageSpec": {"volumeClaimTemplate": {"spec": {
                         "storageClassName": "gp3", "accessModes": ["ReadWriteOnce"],
                         "resources": {"requests": {"storage": f"{config.storage_gib}Gi"}}}}},
                 }},
+                # Generated, held as a Pulumi secret: never the chart's published default.
                 "grafana": {"enabled": config.grafana,
+                            "admin": {"existingSecret": grafana_admin.metadata["name"],
+                                      "userKey": "admin-user",
+                                      "passwordKey": "admin-password"},
                             "sidecar": {"dashboards": {"enabled": True,
                                                        "label": "grafana_dashboard"}}},
                 "alertmanager": {"enabled": True},
             },
             opts=k8s_child(self, provider, depends_on=[namespace, *args.depends_on]))
-        k8s.helm.v3.Release(
-            f"{args.name}-prometheus-adapter", name="prometheus-adapter", namespace=NAMESPACE,
-            chart="prometheus-adapter", version=PROMETHEUS_ADAPTER_CHART,
+        # KEDA: its operator turns each ScaledObject into an HPA and serves that HPA's metrics
+        # (external.metrics.k8s.io) from its Prometheus triggers; the chart installs the
+        # keda.sh CRDs. Its pods meet the restricted Pod Security Standard.
+        keda_namespace = k8s.core.v1.Namespace(
+            f"{args.name}-keda-namespace", metadata={"name": KEDA_NAMESPACE, "labels": {
+                "pod-security.kubernetes.io/enforce": "restricted"}},
+            opts=k8s_child(self, provider))
+        self.keda = k8s.helm.v3.Release(
+            f"{args.name}-keda", name="keda", namespace=KEDA_NAMESPACE, chart="keda",
+            version=KEDA_CHART,
             repository_opts=k8s.helm.v3.RepositoryOptsArgs(
-                repo="https://prometheus-community.github.io/helm-charts"),
-            values={
-                "prometheus": {"url": f"http://kube-prometheus-stack-prometheus.{NAMESPACE}.svc",
-                               "port": 9090},
-                "rules": {"default": False, "custom": [{
-                    "seriesQuery": f'{QUEUE_DEPTH}{{namespace!="",pod!=""}}',
-                    "resources": {"overrides": {"namespace": {"resource": "namespace"},
-                                                "pod": {"resource": "pod"}}},
-                    "name": {"matches": QUEUE_DEPTH, "as": QUEUE_DEPTH},
-                    "metricsQuery": "sum(<<.Series>>{<<.LabelMatchers>>}) by (<<.GroupBy>>)",
-                }]},
-            },
-            opts=k8s_child(self, provider, depends_on=[self.stack]))
+                repo="https://kedacore.github.io/charts"),
+            # The chart's top-level nodeSelector places the operator, the metrics API server
+            # and the admission webhooks alike.
+            values={"nodeSelector": ON_SYSTEM_NODES},
+            opts=k8s_child(self, provider, depends_on=[keda_namespace, *args.depends_on]))
         k8s.apiextensions.CustomResource(
             f"{args.name}-serving-rules", api_version="monitoring.coreos.com/v1",
             kind="PrometheusRule",

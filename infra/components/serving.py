@@ -1,5 +1,6 @@
 """The serving workload: image registry, model bucket, and the Kubernetes objects that run
-``aiinfra serve`` on the GPU pools (Deployment, Service, HPA on queue depth, PDB, policy)."""
+``aiinfra serve`` on the GPU pools (Deployment, Service, KEDA ScaledObject on queue depth and
+p95 latency, PDB, policy)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ import pulumi_kubernetes as k8s
 from infra.components.base import child, k8s_child
 from infra.components.cluster import Cluster
 from infra.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
-from infra.components.monitoring import QUEUE_DEPTH
+from infra.components.monitoring import PROMETHEUS_URL, QUEUE_DEPTH, REQUEST_DURATION
 from infra.config import Serving as ServingConfig
 
 NAMESPACE = "aiinfra"
@@ -37,6 +38,19 @@ ROLLOUT_TIMEOUT = f"{STARTUP_BUDGET_S // 60 + 20}m"
 AWS_CLI_IMAGE = ("docker.io/amazon/aws-cli:2.27.50@sha256:"
                  "48c3d4212e2f5b0e24bdc6af7708f9412ce65425a79575e0f78b8f8c0dcd70ab")
 LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "aiinfra"}
+# The serving pods' series, as the ServiceMonitor's scrape labels them.
+SERVING_SERIES = f'namespace="{NAMESPACE}",service="{APP}"'
+# Queued requests summed over the pods; KEDA's AverageValue target divides it by the replicas.
+QUEUE_DEPTH_QUERY = f"sum({QUEUE_DEPTH}{{{SERVING_SERIES}}})"
+# p95 of every request the pods answered over the last 2 minutes (8 scrapes of 15 s).
+P95_LATENCY_QUERY = (f"histogram_quantile(0.95, sum by (le) "
+                     f"(rate({REQUEST_DURATION}_bucket{{{SERVING_SERIES}}}[2m])))")
+# How often KEDA reads the triggers itself (to activate or idle the Deployment): the scrape
+# interval. Between 1 and N replicas the HPA that KEDA makes polls them on its own period.
+POLLING_INTERVAL_S = 15
+# How long every trigger stays inactive before a scale-to-zero Deployment goes to 0: the
+# scale-down stabilisation window, so zero is never reached faster than one replica less.
+COOLDOWN_PERIOD_S = 300
 
 
 @dataclass(frozen=True)
@@ -52,6 +66,37 @@ class ServingArgs:
     context_dir: Path
     vpc_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
+    keda: pulumi.Resource  # the release that installs the ScaledObject CRD
+
+
+def scaled_object_spec(config: ServingConfig) -> dict:
+    """KEDA's ScaledObject for the serving Deployment: queue depth per replica drives it, p95
+    latency over its target adds replicas whatever the queue says (the HPA takes the larger
+    of the two), with the guide's behaviour. No CPU trigger: nothing serves metrics.k8s.io
+    here, and an HPA with a metric it cannot read never scales down."""
+    return {
+        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
+        "minReplicaCount": config.min_replicas,
+        "maxReplicaCount": config.max_replicas,
+        "pollingInterval": POLLING_INTERVAL_S,
+        "cooldownPeriod": COOLDOWN_PERIOD_S,
+        "advanced": {"horizontalPodAutoscalerConfig": {"name": APP,
+                                                       "behavior": hpa_behavior()}},
+        "triggers": [
+            {"type": "prometheus", "name": "queue-depth", "metricType": "AverageValue",
+             "metadata": {"serverAddress": PROMETHEUS_URL, "query": QUEUE_DEPTH_QUERY,
+                          "threshold": str(config.queue_depth_target),
+                          # With minReplicas 0: any queued request keeps the pods up.
+                          "activationThreshold": "0"}},
+            # A value for the whole Deployment, not per replica. With no requests the
+            # quantile is NaN, which KEDA reads as 0 (ignoreNullValues, its default).
+            {"type": "prometheus", "name": "p95-latency", "metricType": "Value",
+             "metadata": {"serverAddress": PROMETHEUS_URL, "query": P95_LATENCY_QUERY,
+                          "threshold": f"{config.p95_latency_target_s:g}",
+                          # With minReplicas 0: any request in the window keeps them up.
+                          "activationThreshold": "0"}},
+        ],
+    }
 
 
 def hpa_behavior() -> dict:
@@ -138,21 +183,18 @@ class ServingWorkload(pulumi.ComponentResource):
             spec={"type": "ClusterIP", "selector": LABELS,
                   "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]},
             opts=k8s_opts)
-        k8s.autoscaling.v2.HorizontalPodAutoscaler(
-            f"{args.name}-hpa", metadata={"name": APP, "namespace": ns, "labels": LABELS},
-            spec={
-                "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
-                "minReplicas": config.min_replicas, "maxReplicas": config.max_replicas,
-                "metrics": [
-                    {"type": "Pods", "pods": {
-                        "metric": {"name": QUEUE_DEPTH},
-                        "target": {"type": "AverageValue",
-                                   "averageValue": str(config.queue_depth_target)}}}],
-                # No CPU metric: nothing serves metrics.k8s.io here, and an HPA with one
-                # metric it cannot read never scales down. The pods are GPU-bound anyway.
-                "behavior": hpa_behavior(),
-            },
-            opts=k8s_opts)
+        # KEDA owns the replica count (through the HPA it makes from this). It waits for KEDA
+        # (its CRD, and the webhook that admits it) and for Prometheus (what it reads).
+        self.scaled_object = k8s.apiextensions.CustomResource(
+            f"{args.name}-scaled-object", api_version="keda.sh/v1alpha1", kind="ScaledObject",
+            metadata={"name": APP, "namespace": ns, "labels": LABELS, "annotations": {
+                # A stack that ran the earlier autoscaling/v2 HPA (also named aiinfra-serving)
+                # still has it while this is created (Pulumi deletes removed resources last),
+                # and KEDA's webhook refuses a second scaler of the Deployment unless the
+                # ScaledObject takes that HPA over by name (horizontalPodAutoscalerConfig).
+                "scaledobject.keda.sh/transfer-hpa-ownership": "true"}},
+            spec=scaled_object_spec(config),
+            opts=k8s_child(self, provider, depends_on=[*args.depends_on, args.keda]))
         k8s.policy.v1.PodDisruptionBudget(
             f"{args.name}-pdb", metadata={"name": APP, "namespace": ns, "labels": LABELS},
             spec={"maxUnavailable": 1, "selector": {"matchLabels": LABELS}},

@@ -75,6 +75,7 @@ class _Pricer(ComputePricer, NetworkPricer, ServicePricer, KubernetesPricer):
         handlers: dict[str, Callable[[Resource], None]] = {
             "aws:eks/cluster:Cluster": self.eks_cluster,
             "aws:eks/nodeGroup:NodeGroup": self.node_group,
+            "kubernetes:karpenter.sh/v1:NodePool": self.node_pool,
             "aws:ec2/capacityReservation:CapacityReservation": self.capacity_reservation,
             "aws:ec2/natGateway:NatGateway": self.nat_gateway,
             "aws:ec2/eip:Eip": self.eip,

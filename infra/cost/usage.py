@@ -13,7 +13,8 @@ name::
 Keys per type: NAT gateways and interface endpoints ``monthly_data_processed_gb``; S3
 buckets, EFS file systems and ECR repositories ``storage_gb``; EFS file systems in elastic
 throughput mode also ``monthly_read_gb`` and ``monthly_write_gb``; log groups
-``monthly_data_ingested_gb`` and ``storage_gb``; SQS queues ``monthly_requests``. A
+``monthly_data_ingested_gb`` and ``storage_gb``; SQS queues ``monthly_requests``; the
+serving Deployment ``expected_replicas`` (the GPU NodePools' expected nodes). A
 usage-based charge without a figure is listed with its price and left out of the totals.
 """
 
@@ -27,7 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from infra.cost.catalogue import DATA_DIR
 
 KNOWN_KEYS = {"monthly_data_processed_gb", "storage_gb", "monthly_data_ingested_gb",
-              "monthly_requests", "monthly_read_gb", "monthly_write_gb"}
+              "monthly_requests", "monthly_read_gb", "monthly_write_gb", "expected_replicas"}
 
 
 class UsageError(ValueError):

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import re
 from functools import lru_cache
-
-from policies.core import Subject, as_list
 
 RDS_INSTANCE = "aws:rds/instance:Instance"
 RDS_PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
@@ -21,26 +18,6 @@ BUCKET_ENCRYPTION = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration",
     "aws:s3/bucketServerSideEncryptionConfigurationV2:BucketServerSideEncryptionConfigurationV2")
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
-
-GPU_TAINT_KEY = "nvidia.com/gpu"
-_GPU_FAMILY = re.compile(r"^(g\d|p\d)")
-
-
-def is_gpu_node_group(group: Subject) -> bool:
-    """GPU AMI, or instance types with GPUs (the catalogue, else the g*/p* families)."""
-    ami = str(group.props.get("amiType") or "")
-    if "NVIDIA" in ami or "GPU" in ami:
-        return True
-    from infra.catalog import catalog  # noqa: PLC0415 - data, read once
-
-    known = catalog().ec2
-    for instance_type in map(str, as_list(group.props.get("instanceTypes"))):
-        if instance_type in known:
-            if known[instance_type].gpus:
-                return True
-        elif _GPU_FAMILY.match(instance_type):
-            return True
-    return False
 
 
 @lru_cache(maxsize=512)

@@ -1,4 +1,8 @@
-"""aws-eks-nodegroup-require-encrypted-volumes: node disks are encrypted."""
+"""aws-eks-nodegroup-require-encrypted-volumes: node disks are encrypted.
+
+The GPU pools are Karpenter's (kubernetes-karpenter-k8s-aws-v1-ec2nodeclass-require-encrypted-
+volumes); this covers the managed node groups (the system pool) and their launch templates.
+"""
 
 from __future__ import annotations
 

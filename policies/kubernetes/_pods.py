@@ -10,6 +10,7 @@ from policies.core import Subject, as_list, as_map
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 STATEFUL_SET = "kubernetes:apps/v1:StatefulSet"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"  # KEDA: it makes and owns an HPA
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 WORKLOADS = (DEPLOYMENT, STATEFUL_SET, "kubernetes:apps/v1:DaemonSet",
              "kubernetes:apps/v1:ReplicaSet", "kubernetes:batch/v1:Job",

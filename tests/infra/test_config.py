@@ -20,7 +20,7 @@ def test_stack_files_are_valid(stack: str) -> None:
 def test_stacks_differ_in_size() -> None:
     dev, prod = load_stack("dev"), load_stack("prod")
     assert dev.database.instance_class != prod.database.instance_class
-    assert sum(p.max_size for p in prod.gpu_pools) > sum(p.max_size for p in dev.gpu_pools)
+    assert sum(p.max_nodes for p in prod.gpu_pools) > sum(p.max_nodes for p in dev.gpu_pools)
 
 
 def _with(change) -> dict:
@@ -34,8 +34,22 @@ def _with(change) -> dict:
     [
         (lambda v: v["database"].update(instanceClass="db.x9.huge"),
          "aiinfra:database.instanceClass: unknown RDS instance class 'db.x9.huge'"),
-        (lambda v: v["gpuPools"][0].update(minSize=5, maxSize=3, desiredSize=4),
-         "aiinfra:gpuPools.0: sizes must satisfy minSize ≤ desiredSize ≤ maxSize, got 5 / 4 / 3"),
+        (lambda v: v["gpuPools"][0].update(maxNodes=0),
+         "aiinfra:gpuPools.0.maxNodes: Input should be greater than or equal to 1"),
+        (lambda v: v["gpuPools"][0].update(minSize=1),
+         "aiinfra:gpuPools.0.minSize: Extra inputs are not permitted"),
+        (lambda v: v["gpuPools"][0].update(
+            instanceTypes=["g6.xlarge", "g6.12xlarge", "g5.xlarge"]),
+         "one GPU shape per pool (GPU count and memory), got g6.xlarge (1 × 24 GiB), "
+         "g6.12xlarge (4 × 24 GiB), g5.xlarge (1 × 24 GiB): split them into pools"),
+        (lambda v: v["gpuPools"][0].update(capacity="reserved", reservedTerm="1yr",
+                                           createCapacityReservation=True,
+                                           instanceTypes=["g6.xlarge"]),
+         "reservedNodes (the reservation's size) is required, at most maxNodes"),
+        (lambda v: v["gpuPools"][0].update(reservedNodes=2),
+         "reservedTerm, createCapacityReservation and reservedNodes apply to reserved pools"),
+        (lambda v: v["gpuPools"][0].update(amiVersion="2025-11-20"),
+         "aiinfra:gpuPools.0.amiVersion: String should match pattern"),
         (lambda v: v["gpuPools"][0].update(instanceTypes=["g6.xlarge"]),
          "spot pool 'l4' lists 1 instance type(s): spot pools need at least 3"),
         (lambda v: v["gpuPools"][0].update(instanceTypes=["g6.xlarge", "m7i.large", "g5.xlarge"]),
@@ -75,7 +89,7 @@ def test_a_bad_stack_fails_before_any_resource(tmp_path, monkeypatch) -> None:
     (tmp_path / "Pulumi.bad.yaml").write_text(
         "config:\n  aiinfra:environment: dev\n  aiinfra:tags: {team: a, cost-center: b}\n"
         "  aiinfra:gpuPools:\n    - {name: bad, capacity: spot, instanceTypes: [g6.xlarge],"
-        " minSize: 0, desiredSize: 0, maxSize: 1}\n")
+        " maxNodes: 1}\n")
     with pytest.raises(ConfigError, match="spot pools need at least 3"):
         render("bad", tmp_path)
 

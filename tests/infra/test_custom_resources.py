@@ -65,7 +65,11 @@ def test_custom_resources_match_the_crds_their_chart_installs(graphs, stack: str
     assert checked >= 2  # the serving ServiceMonitor and PrometheusRule at least
 
 
-# Maps a chart passes through whole, whatever keys its values.yaml shows as examples.
+# Kubernetes maps every chart passes through whole (label selectors, labels, annotations),
+# whatever keys its values.yaml shows as defaults.
+FREE_MAPS = {"nodeSelector", "labels", "annotations", "podLabels", "podAnnotations",
+             "additionalLabels", "matchLabels"}
+# Maps one chart passes through whole, whatever keys its values.yaml shows as examples.
 FREE_FORM = {
     "cluster-autoscaler": {"extraArgs"},  # each key becomes a --flag (templates/deployment)
 }
@@ -83,9 +87,27 @@ def unknown_keys(given: object, known: object, path: str = "",
         where = f"{path}.{key}" if path else key
         if key not in known:
             problems.append(where)
-        else:
+        elif key not in FREE_MAPS:
             problems += unknown_keys(value, known[key], where, free)
     return problems
+
+
+def merged(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for key, value in extra.items():
+        out[key] = merged(out[key], value) if isinstance(out.get(key), dict) and isinstance(
+            value, dict) else value
+    return out
+
+
+def known_values(directory) -> dict:
+    """A chart version's values, with each vendored subchart's (``charts/<name>/``) under
+    its name, as Helm passes them down."""
+    known = values_of(directory)
+    for sub in sorted((directory / "charts").glob("*/values.yaml")):
+        name = sub.parent.name
+        known = {**known, name: merged(values_of(sub.parent), known.get(name) or {})}
+    return known
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -101,13 +123,65 @@ def test_every_release_sets_only_values_its_chart_version_has(graphs, stack: str
         free = frozenset(FREE_FORM.get(chart_of(release), ()))
         problems += [f"{release.name}: {key}"
                      for key in unknown_keys(release.inputs.get("values") or {},
-                                             values_of(directory), free=free)]
+                                             known_values(directory), free=free)]
     assert problems == []
 
 
 def test_an_unknown_values_key_is_reported() -> None:
-    known = {"a": {"b": 1, "c": {}}, "extraArgs": {"v": 2}}
+    known = {"a": {"b": 1, "c": {}}, "extraArgs": {"v": 2},
+             "nodeSelector": {"kubernetes.io/os": "linux"}}
     given = {"a": {"b": 2, "c": {"anything": 1}, "typo": 3}, "extraArgs": {"flag": 1},
-             "missing": {}}
+             "missing": {}, "nodeSelector": {"aiinfra.io/pool": "system"}}
     assert unknown_keys(given, known) == ["a.typo", "extraArgs.flag", "missing"]
     assert unknown_keys(given, known, free=frozenset({"extraArgs"})) == ["a.typo", "missing"]
+
+
+def version_tuple(text: str) -> tuple[int, ...]:
+    core = text.strip().lstrip("v").split("-")[0]
+    return tuple(int(part) for part in core.split("."))
+
+
+def admits(constraint: str, version: str) -> bool:
+    """Whether a Helm ``kubeVersion`` constraint (comparisons joined by spaces or commas:
+    all must hold; ``||`` between alternatives) admits ``version``."""
+    wanted = version_tuple(version)
+    operators = {">=": lambda a, b: a >= b, "<=": lambda a, b: a <= b, ">": lambda a, b: a > b,
+                 "<": lambda a, b: a < b, "=": lambda a, b: a == b, "!=": lambda a, b: a != b}
+    for alternative in constraint.split("||"):
+        parts = alternative.replace(",", " ").replace(">= ", ">=").replace("<= ", "<=").split()
+        ok = True
+        for part in parts:
+            operator = next(o for o in (">=", "<=", "!=", ">", "<", "=", "") if part.startswith(o))
+            bound = version_tuple(part[len(operator):])
+            size = len(bound)
+            ok &= operators[operator or "="](wanted[:size] + (0,) * (size - len(wanted)), bound)
+        if ok:
+            return True
+    return False
+
+
+def test_kube_version_constraints_read_as_helm_does() -> None:
+    assert admits(">= 1.16-0", "1.35")
+    assert admits(">=v1.23.0-0", "1.35.0")
+    assert not admits(">=1.25.0-0 <1.30.0-0", "1.35")
+    assert admits("<1.20.0-0 || >=1.30.0-0", "1.35")
+
+
+# Charts that declare no kubeVersion, and the range their project documents instead.
+DOCUMENTED_SUPPORT = {
+    # Karpenter's compatibility matrix (karpenter.sh, "Upgrading: Compatibility"): 1.14.x
+    # supports Kubernetes 1.26 to 1.36 (see schemas/README.md).
+    "karpenter": ">=1.26.0-0 <1.37.0-0",
+}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_chart_version_supports_the_cluster_version(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    refused = []
+    for release in releases(graph):
+        chart = chart_yaml(chart_dir(release))
+        constraint = chart.get("kubeVersion") or DOCUMENTED_SUPPORT.get(chart["name"])
+        if constraint and not admits(constraint, graph.config.cluster_version):
+            refused.append(f"{release.name}: {chart['name']} wants {constraint}")
+    assert refused == []

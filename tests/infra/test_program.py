@@ -29,27 +29,50 @@ def test_graph_builds_with_every_concern(graphs, stack: str) -> None:
             assert resource.parent in names, resource.name
 
 
+def gpu_node_pools(graph) -> dict[str, tuple[dict, dict]]:
+    """Per pool: its NodePool spec and its EC2NodeClass spec."""
+    classes = {r.inputs["metadata"]["name"]: r.inputs["spec"]
+               for r in graph.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")}
+    pools = {}
+    for r in graph.of_type("kubernetes:karpenter.sh/v1:NodePool"):
+        spec = r.inputs["spec"]
+        pool = spec["template"]["metadata"]["labels"]["aiinfra.io/pool"]
+        pools[pool] = (spec, classes[spec["template"]["spec"]["nodeClassRef"]["name"]])
+    return pools
+
+
+def requirement(spec: dict, key: str) -> list[str]:
+    (found,) = [r["values"] for r in spec["template"]["spec"]["requirements"] if r["key"] == key]
+    return found
+
+
 @pytest.mark.parametrize("stack", STACKS)
-def test_gpu_pools_are_tainted_with_imdsv2_and_encrypted_disks(graphs, stack: str) -> None:
+def test_gpu_pools_are_karpenter_node_pools_tainted_with_imdsv2_and_encrypted_disks(
+        graphs, stack: str) -> None:
     graph = graphs[stack]
-    templates = {r.name: r.inputs for r in graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
-    groups = [r for r in graph.of_type("aws:eks/nodeGroup:NodeGroup") if "-gpu-" in r.name]
-    assert len(groups) == len(graph.config.gpu_pools)
-    for group in groups:
-        inputs = group.inputs
-        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"} in inputs[
+    pools = gpu_node_pools(graph)
+    assert set(pools) == {p.name for p in graph.config.gpu_pools}
+    assert graph.of_type("aws:eks/nodeGroup:NodeGroup")[0].name.endswith("-system")
+    assert len(graph.of_type("aws:eks/nodeGroup:NodeGroup")) == 1  # GPU nodes: Karpenter's
+    for config in graph.config.gpu_pools:
+        spec, node_class = pools[config.name]
+        template = spec["template"]["spec"]
+        assert {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"} in template[
             "taints"]
-        assert inputs["amiType"] in ("AL2023_x86_64_NVIDIA", "BOTTLEROCKET_x86_64_NVIDIA")
-        template = templates[group.name]
-        assert template["metadataOptions"]["httpTokens"] == "required"
-        assert template["metadataOptions"]["httpPutResponseHopLimit"] == 2
-        ebs = template["blockDeviceMappings"][0]["ebs"]
-        assert ebs["encrypted"] == "true"
-        assert ebs["volumeType"] == "gp3"
-        if inputs["capacityType"] == "SPOT":
-            assert len(inputs["instanceTypes"]) >= 3
-        for instance_type in inputs["instanceTypes"]:
+        assert requirement(spec, "node.kubernetes.io/instance-type") == config.instance_types
+        for instance_type in config.instance_types:
             assert catalog().ec2[instance_type].gpus >= 1
+        if config.capacity == "spot":
+            assert requirement(spec, "karpenter.sh/capacity-type") == ["spot"]
+            assert len(config.instance_types) >= 3
+        assert spec["disruption"]["consolidationPolicy"] == "WhenEmpty"
+        assert spec["limits"]["nvidia.com/gpu"] == str(config.max_nodes * config.gpus_per_node)
+        assert node_class["metadataOptions"]["httpTokens"] == "required"
+        assert node_class["metadataOptions"]["httpPutResponseHopLimit"] == 1
+        (disk,) = node_class["blockDeviceMappings"]
+        assert disk["ebs"] == {"volumeSize": f"{config.disk_gib}Gi", "volumeType": "gp3",
+                               "encrypted": True, "deleteOnTermination": True}
+        assert node_class["amiSelectorTerms"] == [{"alias": "al2023@latest"}]
 
 
 def test_nat_gateways_per_az_in_prod_and_one_in_dev(graphs) -> None:
@@ -76,10 +99,14 @@ def test_prod_database_cluster_and_serving_guarantees(graphs) -> None:
     assert "audit" in cluster.inputs["enabledClusterLogTypes"]
     (deployment,) = prod.of_type("kubernetes:apps/v1:Deployment")
     assert "replicas" not in deployment.inputs["spec"]  # the autoscaler's (review #8)
-    (hpa,) = prod.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")
-    assert hpa.inputs["spec"]["minReplicas"] >= 2
-    assert hpa.inputs["spec"]["metrics"][0]["pods"]["metric"]["name"] == "aiinfra_queue_depth"
-    assert hpa.inputs["spec"]["behavior"]["scaleDown"]["stabilizationWindowSeconds"] == 300
+    assert not prod.of_type("kubernetes:autoscaling/v2:HorizontalPodAutoscaler")  # KEDA's
+    (scaler,) = prod.of_type("kubernetes:keda.sh/v1alpha1:ScaledObject")
+    spec = scaler.inputs["spec"]
+    assert spec["scaleTargetRef"]["name"] == deployment.inputs["metadata"]["name"]
+    assert spec["minReplicaCount"] >= 2
+    assert "aiinfra_queue_depth" in spec["triggers"][0]["metadata"]["query"]
+    behavior = spec["advanced"]["horizontalPodAutoscalerConfig"]["behavior"]
+    assert behavior["scaleDown"]["stabilizationWindowSeconds"] == 300
     assert prod.of_type("kubernetes:policy/v1:PodDisruptionBudget")
     (redis,) = prod.of_type("aws:elasticache/replicationGroup:ReplicationGroup")
     assert redis.inputs["atRestEncryptionEnabled"] is True
@@ -107,25 +134,44 @@ def test_parameter_group_equals_pgtune(graphs, stack: str) -> None:
     assert actual == sorted(expected, key=lambda p: p["name"])
 
 
-def test_reserved_pool_gets_a_capacity_reservation(graphs) -> None:
+def test_reserved_pool_launches_into_its_capacity_reservation(graphs) -> None:
     prod = graphs["prod"]
     (reservation,) = prod.of_type("aws:ec2/capacityReservation:CapacityReservation")
     assert reservation.inputs["instanceType"] == "g6.2xlarge"
     assert reservation.inputs["instanceCount"] == 4
-    template = prod.named("aiinfra-prod-gpu-l4-reserved-reserved")
-    assert template.inputs
+    spec, node_class = gpu_node_pools(prod)["l4-reserved"]
+    assert node_class["capacityReservationSelectorTerms"] == [
+        {"id": "aiinfra-prod-l4-reserved-odcr-id"}]
+    # Reserved first; on-demand only when the reservation is full (a replacement node).
+    assert requirement(spec, "karpenter.sh/capacity-type") == ["reserved", "on-demand"]
+    assert requirement(spec, "topology.kubernetes.io/zone") == [
+        reservation.inputs["availabilityZone"]]
 
 
-def test_autoscaler_fills_reserved_then_spot_then_on_demand(graphs) -> None:
-    release = next(r for r in graphs["prod"].of_type("kubernetes:helm.sh/v3:Release")
-                   if r.inputs["name"] == "cluster-autoscaler")
-    values = release.inputs["values"]
-    priorities = values["expanderPriorities"]
-    assert priorities["100"] == [".*aiinfra-prod-gpu-l4-reserved-reserved.*"]
-    assert priorities["50"] == [".*aiinfra-prod-gpu-l4-spot-spot.*"]
-    assert priorities["10"] == [".*aiinfra-prod-gpu-l4-burst-on-demand.*"]
-    assert values["extraArgs"]["expander"] == "priority"
-    assert values["extraArgs"]["scale-down-delay-after-add"] == "10m"
+def test_karpenter_fills_reserved_then_spot_then_on_demand(graphs) -> None:
+    pools = gpu_node_pools(graphs["prod"])
+    weights = {name: spec["weight"] for name, (spec, _) in pools.items()}
+    assert weights == {"l4-reserved": 100, "l4-spot": 50, "l4-burst": 10}
+    for spec, _ in pools.values():
+        assert spec["disruption"]["consolidateAfter"] == "10m"  # the guide's delay
+
+
+def test_karpenter_handles_interruptions_and_replaces_the_old_autoscaler(graphs) -> None:
+    prod = graphs["prod"]
+    releases = {r.inputs["name"]: r for r in prod.of_type("kubernetes:helm.sh/v3:Release")}
+    assert "cluster-autoscaler" not in releases
+    assert "aws-node-termination-handler" not in releases
+    karpenter = releases["karpenter"]
+    (queue,) = prod.of_type("aws:sqs/queue:Queue")
+    assert karpenter.inputs["values"]["settings"]["interruptionQueue"] == queue.name
+    rules = {json.dumps(json.loads(r.inputs["eventPattern"]), sort_keys=True)
+             for r in prod.of_type("aws:cloudwatch/eventRule:EventRule")}
+    for detail in ("EC2 Spot Instance Interruption Warning",
+                   "EC2 Instance Rebalance Recommendation",
+                   "EC2 Instance State-change Notification", "AWS Health Event"):
+        assert any(detail in rule for rule in rules), detail
+    (entry,) = prod.of_type("aws:eks/accessEntry:AccessEntry")
+    assert entry.inputs["type"] == "EC2_LINUX"
 
 
 def test_serving_pods_are_locked_down(graphs) -> None:
@@ -148,8 +194,9 @@ def test_serving_pods_are_locked_down(graphs) -> None:
 def test_manifests_are_kubernetes_objects(graphs) -> None:
     objects = k8s_objects(graphs["dev"])
     kinds = {o["kind"] for o in objects}
-    assert {"Deployment", "Service", "HorizontalPodAutoscaler", "PodDisruptionBudget",
+    assert {"Deployment", "Service", "ScaledObject", "PodDisruptionBudget",
             "NetworkPolicy", "Namespace", "ServiceMonitor", "PrometheusRule"} <= kinds
+    assert "HorizontalPodAutoscaler" not in kinds  # KEDA makes it in the cluster
     deployment = next(o for o in objects if o["kind"] == "Deployment")
     assert deployment["apiVersion"] == "apps/v1"
     service = next(o for o in objects if o["kind"] == "Service")

@@ -61,15 +61,27 @@ def test_6_containers_on_a_read_only_root_have_a_writable_home(graphs, stack: st
     assert problems == []
 
 
+def _scale_target(body: dict) -> tuple[str, str, str]:
+    """(namespace, kind, name) an autoscaler scales; a ScaledObject's kind defaults to
+    Deployment."""
+    ref = body["spec"]["scaleTargetRef"]
+    return (body["metadata"].get("namespace", "default"), ref.get("kind", "Deployment"),
+            ref["name"])
+
+
 @pytest.mark.parametrize("stack", STACKS)
 def test_8_a_scaled_deployment_leaves_replicas_to_its_scaler(graphs, stack: str) -> None:
+    """Every `up` would reset a `replicas` the program sets, fighting the scaler."""
     objects = k8s_objects(graphs[stack])
-    scaled = {body["spec"]["scaleTargetRef"]["name"] for body in objects
+    scaled = {_scale_target(body) for body in objects
               if body["kind"] in ("HorizontalPodAutoscaler", "ScaledObject")}
+    deployments = {(body["metadata"].get("namespace", "default"), "Deployment",
+                    body["metadata"]["name"]): body
+                   for body in objects if body["kind"] == "Deployment"}
     assert scaled
-    for body in objects:
-        if body["kind"] == "Deployment" and body["metadata"]["name"] in scaled:
-            assert "replicas" not in body["spec"], body["metadata"]["name"]
+    assert scaled <= set(deployments)  # each scaler names a Deployment the stack makes
+    for target in scaled:
+        assert "replicas" not in deployments[target]["spec"], target
 
 
 def test_20_the_kubeconfig_names_the_region() -> None:
@@ -130,17 +142,33 @@ def _waits_for(graph, resource, other) -> bool:
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_10_an_autoscaler_uses_only_metrics_something_serves(graphs, stack: str) -> None:
-    """`Resource` metrics need metrics.k8s.io, which EKS does not serve by itself: with one
-    metric unavailable the HPA never scales down."""
+    """`Resource` metrics (an HPA's, or KEDA's cpu and memory triggers) need metrics.k8s.io,
+    which EKS does not serve by itself: with one metric unavailable the HPA never scales down.
+    KEDA's Prometheus triggers need a Prometheus that the stack runs, at the address named."""
     graph = graphs[stack]
+    releases = graph.of_type("kubernetes:helm.sh/v3:Release")
     addons = {r.inputs["addonName"] for r in graph.of_type("aws:eks/addon:Addon")}
     resource_metrics = "metrics-server" in addons or any(
-        (r.inputs.get("values") or {}).get("rules", {}).get("resource")
-        for r in graph.of_type("kubernetes:helm.sh/v3:Release"))
+        r.inputs["chart"] == "metrics-server" for r in releases)
+    # kube-prometheus-stack's Service: the release name (its fullname, as it holds the
+    # chart's name) + "-prometheus", port 9090.
+    prometheus = {f"http://{r.inputs['name']}-prometheus.{r.inputs['namespace']}.svc:9090"
+                  for r in releases if r.inputs["chart"] == "kube-prometheus-stack"}
+    scalers = 0
     for body in k8s_objects(graph):
+        name = body["metadata"]["name"]
         if body["kind"] == "HorizontalPodAutoscaler":
             kinds = {metric["type"] for metric in body["spec"]["metrics"]}
-            assert resource_metrics or "Resource" not in kinds, body["metadata"]["name"]
+            assert resource_metrics or "Resource" not in kinds, name
+        elif body["kind"] == "ScaledObject":
+            for trigger in body["spec"]["triggers"]:
+                assert resource_metrics or trigger["type"] not in ("cpu", "memory"), name
+                if trigger["type"] == "prometheus":
+                    assert trigger["metadata"]["serverAddress"] in prometheus, name
+        else:
+            continue
+        scalers += 1
+    assert scalers
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -164,12 +192,23 @@ def test_19_eks_waits_for_its_role_policies(graphs, stack: str) -> None:
         "/AmazonEKSClusterPolicy")]
     assert control_plane
     assert all(_waits_for(graph, cluster, a) for a in control_plane)
-    node_policies = [a for a in attachments if a.inputs["policyArn"].rsplit("/", 1)[1] in (
-        "AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
-        "AmazonEC2ContainerRegistryReadOnly")]
-    assert len(node_policies) == 3
+    required = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
+                "AmazonEC2ContainerRegistryReadOnly")
+
+    def policies_of(role_arn: str) -> list:
+        found = [a for a in attachments if a.inputs["policyArn"].rsplit("/", 1)[1] in required
+                 and role_arn.endswith(f":{a.inputs['role']}")]
+        assert len(found) == len(required), role_arn
+        return found
+
     for group in graph.of_type("aws:eks/nodeGroup:NodeGroup"):
-        assert all(_waits_for(graph, group, a) for a in node_policies), group.name
+        for attachment in policies_of(group.inputs["nodeRoleArn"]):
+            assert _waits_for(graph, group, attachment), group.name
+    # Karpenter's nodes join through an access entry for their own role.
+    for entry in graph.of_type("aws:eks/accessEntry:AccessEntry"):
+        if entry.inputs.get("type") == "EC2_LINUX":
+            for attachment in policies_of(entry.inputs["principalArn"]):
+                assert _waits_for(graph, entry, attachment), entry.name
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -192,3 +231,137 @@ def test_34_prometheus_stops_before_its_volume_is_full(graphs, stack: str) -> No
     assert limit.endswith("GB"), limit
     # retentionSize is in GB (10^9); keep room for the WAL and compaction.
     assert int(limit.removesuffix("GB")) * 1e9 <= 0.9 * volume_gib * 2**30
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_28_bottlerocket_nodes_get_no_second_device_plugin(graphs, stack: str) -> None:
+    """Bottlerocket's NVIDIA AMIs ship the device plugin: the chart's DaemonSet stays off
+    them (each node says its AMI family)."""
+    graph = graphs[stack]
+    (plugin,) = [r for r in graph.of_type("kubernetes:helm.sh/v3:Release")
+                 if r.inputs["chart"] == "nvidia-device-plugin"]
+    terms = plugin.inputs["values"]["affinity"]["nodeAffinity"][
+        "requiredDuringSchedulingIgnoredDuringExecution"]["nodeSelectorTerms"]
+    for term in terms:  # terms are ORed: each must exclude Bottlerocket
+        assert {"key": "aiinfra.io/ami-family", "operator": "NotIn",
+                "values": ["bottlerocket-nvidia"]} in term["matchExpressions"]
+    for pool in graph.of_type("kubernetes:karpenter.sh/v1:NodePool"):
+        labels = pool.inputs["spec"]["template"]["metadata"]["labels"]
+        assert labels["aiinfra.io/ami-family"] in ("al2023-nvidia", "bottlerocket-nvidia")
+
+
+def test_14_a_version_past_standard_support_is_refused_or_paid_for() -> None:
+    from infra.config import ConfigError, parse_stack_config  # noqa: PLC0415
+    from infra.render import stack_values  # noqa: PLC0415
+
+    values = stack_values("dev")
+    with pytest.raises(ConfigError, match=r"EKS 1\.33 left standard support on 2026-07-29 "
+                       r"\(prices of 2026-1\d-\d\d\): move clusterVersion to 1\.35, or set "
+                       r"extendedSupport: true"):
+        parse_stack_config({**values, "clusterVersion": "1.33"})
+    assert parse_stack_config({**values, "clusterVersion": "1.33",
+                               "extendedSupport": True}).extended_support
+    with pytest.raises(ConfigError, match="not an EKS version we know"):
+        parse_stack_config({**values, "clusterVersion": "1.99"})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_14_the_cluster_asks_for_standard_support_and_is_priced_so(graphs, stack: str) -> None:
+    from infra.cost import estimate  # noqa: PLC0415
+
+    graph = graphs[stack]
+    (cluster,) = graph.of_type("aws:eks/cluster:Cluster")
+    assert cluster.inputs["upgradePolicy"] == {"supportType": "STANDARD"}
+    (line,) = [li for li in estimate(graph).lines if li.type == "aws:eks/cluster:Cluster"]
+    assert list(line.price_keys) == ["eks/cluster/standard"]
+
+
+def test_14_a_stack_that_stays_is_priced_at_the_extended_rate(graphs) -> None:
+    from infra.cost import estimate  # noqa: PLC0415
+    from infra.render import Graph, Resource  # noqa: PLC0415
+
+    cluster = Resource("aws:eks/cluster:Cluster", "c", None, {
+        "version": "1.33", "upgradePolicy": {"supportType": "EXTENDED"}})
+    (line,) = estimate(Graph("dev", graphs["dev"].config, [cluster])).lines
+    assert list(line.price_keys) == ["eks/cluster/extended"]
+    assert "1.33 left standard support 2026-07-29" in line.description
+    assert line.monthly.expected == pytest.approx(0.60 * 730)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_9_every_volume_claim_names_a_class_whose_driver_runs(graphs, stack: str) -> None:
+    """A claim on a class nobody made, or whose CSI driver is not installed, stays Pending
+    forever, and the Helm release that asked for it still 'succeeds'."""
+    graph = graphs[stack]
+    classes = {r.inputs["metadata"]["name"]: r
+               for r in graph.of_type("kubernetes:storage.k8s.io/v1:StorageClass")}
+    drivers = {"ebs.csi.aws.com": "aws-ebs-csi-driver", "efs.csi.aws.com": "aws-efs-csi-driver"}
+    addons = {r.inputs["addonName"] for r in graph.of_type("aws:eks/addon:Addon")}
+    claims = [(r.name, r.inputs["spec"].get("storageClassName"), r)
+              for r in graph.of_type("kubernetes:core/v1:PersistentVolumeClaim")]
+    release = _one(graph, "kubernetes:helm.sh/v3:Release", "kube-prometheus-stack")
+    template = release.inputs["values"]["prometheus"]["prometheusSpec"]["storageSpec"][
+        "volumeClaimTemplate"]["spec"]
+    claims.append((release.name, template.get("storageClassName"), release))
+    for name, class_name, owner in claims:
+        assert class_name in classes, f"{name}: no StorageClass {class_name}"
+        storage_class = classes[class_name]
+        assert drivers[storage_class.inputs["provisioner"]] in addons, name
+        assert _waits_for(graph, owner, storage_class), name
+    gp3 = classes["gp3"].inputs
+    assert gp3["parameters"] == {"type": "gp3", "encrypted": "true"}
+    assert gp3["volumeBindingMode"] == "WaitForFirstConsumer"
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_25_grafana_has_no_default_admin_password(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    release = _one(graph, "kubernetes:helm.sh/v3:Release", "kube-prometheus-stack")
+    grafana = release.inputs["values"]["grafana"]
+    if not grafana["enabled"]:
+        return
+    assert "adminPassword" not in grafana  # the chart's default is "prom-operator"
+    secret_name = grafana["admin"]["existingSecret"]
+    (secret,) = [r for r in graph.of_type("kubernetes:core/v1:Secret")
+                 if r.inputs["metadata"]["name"] == secret_name]
+    assert secret.inputs["metadata"]["namespace"] == release.inputs["namespace"]
+    assert secret.inputs["stringData"][grafana["admin"]["passwordKey"]] == "[secret]"
+    assert _waits_for(graph, release, secret)
+    passwords = [r for r in graph.of_type("random:index/randomPassword:RandomPassword")
+                 if "grafana" in r.name]
+    assert passwords
+    assert passwords[0].inputs["length"] >= 24
+
+
+def test_17_a_full_reservation_does_not_stall_a_replacement(graphs) -> None:
+    """Karpenter launches a replacement before the old node goes (drift, expiry): with the
+    reservation full it must be able to fall back to on-demand, within the pool's limits."""
+    graph = graphs["prod"]
+    (odcr,) = graph.of_type("aws:ec2/capacityReservation:CapacityReservation")
+    (pool,) = [r for r in graph.of_type("kubernetes:karpenter.sh/v1:NodePool")
+               if r.inputs["spec"]["template"]["metadata"]["labels"]["aiinfra.io/capacity"]
+               == "reserved"]
+    spec = pool.inputs["spec"]
+    (capacity,) = [r["values"] for r in spec["template"]["spec"]["requirements"]
+                   if r["key"] == "karpenter.sh/capacity-type"]
+    assert capacity == ["reserved", "on-demand"]
+    assert int(spec["limits"]["nvidia.com/gpu"]) > odcr.inputs["instanceCount"]
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_24_pods_cannot_reach_the_node_role_through_imds(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    for template in graph.of_type("aws:ec2/launchTemplate:LaunchTemplate"):
+        assert template.inputs["metadataOptions"]["httpPutResponseHopLimit"] == 1
+    for node_class in graph.of_type("kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"):
+        assert node_class.inputs["spec"]["metadataOptions"]["httpPutResponseHopLimit"] == 1
+
+
+def test_32_each_incarnation_of_prod_takes_its_own_final_snapshot(graphs) -> None:
+    graph = graphs["prod"]
+    (instance,) = graph.of_type("aws:rds/instance:Instance")
+    (suffix,) = [r for r in graph.of_type("random:index/randomId:RandomId")
+                 if "final-snapshot" in r.name]
+    identifier = instance.inputs["finalSnapshotIdentifier"]
+    assert identifier.endswith("-" + "ab12" * suffix.inputs["byteLength"])  # the mock's hex
+    assert _waits_for(graph, instance, suffix)

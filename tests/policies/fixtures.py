@@ -17,6 +17,7 @@ DELETE = object()  # a mutation that removes the field
 
 DEPLOYMENT = "kubernetes:apps/v1:Deployment"
 HPA = "kubernetes:autoscaling/v2:HorizontalPodAutoscaler"
+SCALED_OBJECT = "kubernetes:keda.sh/v1alpha1:ScaledObject"
 PDB = "kubernetes:policy/v1:PodDisruptionBudget"
 RDS_INSTANCE = "aws:rds/instance:Instance"
 RDS_PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
@@ -29,6 +30,11 @@ PUBLIC_ACCESS_BLOCK = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
 BUCKET_ENCRYPTION = ("aws:s3/bucketServerSideEncryptionConfiguration:"
                      "BucketServerSideEncryptionConfiguration")
 ECR_REPOSITORY = "aws:ecr/repository:Repository"
+NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
+EC2_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
+HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
+SQS_QUEUE = "aws:sqs/queue:Queue"
+GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 
 
 def _security() -> dict:
@@ -76,6 +82,19 @@ def deployment() -> dict:
     }
 
 
+def scaled_object() -> dict:
+    """KEDA's scaler of the serving Deployment (a workload has one autoscaler: KEDA's webhook
+    refuses a ScaledObject beside an HPA of the same target, so ``hpa`` is not in the stack)."""
+    return {"apiVersion": "keda.sh/v1alpha1", "kind": "ScaledObject",
+            "metadata": copy.deepcopy(METADATA),
+            "spec": {"scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment",
+                                        "name": "aiinfra-serving"},
+                     "minReplicaCount": 2, "maxReplicaCount": 8,
+                     "triggers": [{"type": "prometheus", "metadata": {
+                         "serverAddress": "http://prometheus.monitoring.svc:9090",
+                         "query": "sum(aiinfra_queue_depth)", "threshold": "8"}}]}}
+
+
 def hpa() -> dict:
     return {"apiVersion": "autoscaling/v2", "kind": "HorizontalPodAutoscaler",
             "metadata": copy.deepcopy(METADATA),
@@ -118,20 +137,86 @@ def eks_cluster() -> dict:
 
 
 def node_group() -> dict:
-    """A reserved-capacity GPU pool: on-demand, tainted, from the ``gpu`` launch template."""
-    return {"capacityType": "ON_DEMAND", "amiType": "AL2023_x86_64_NVIDIA",
-            "instanceTypes": ["g6.2xlarge"], "tags": dict(TAGS),
-            "scalingConfig": {"minSize": 2, "desiredSize": 2, "maxSize": 4},
-            "taints": [{"key": "nvidia.com/gpu", "value": "true", "effect": "NO_SCHEDULE"}],
-            "launchTemplate": {"id": "gpu-id", "version": "1"}}
+    """The system pool, the one managed node group left (the GPU pools are Karpenter's):
+    on-demand, from the ``system`` launch template."""
+    return {"capacityType": "ON_DEMAND", "amiType": "AL2023_x86_64_STANDARD",
+            "instanceTypes": ["m7i.xlarge"], "tags": dict(TAGS),
+            "scalingConfig": {"minSize": 3, "desiredSize": 3, "maxSize": 6},
+            "labels": {"aiinfra.io/pool": "system"},
+            "launchTemplate": {"id": "system-id", "version": "1"}}
 
 
 def launch_template() -> dict:
     return {"tags": dict(TAGS),
             "metadataOptions": {"httpEndpoint": "enabled", "httpTokens": "required",
-                                "httpPutResponseHopLimit": 2},
+                                "httpPutResponseHopLimit": 1},
             "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {
-                "volumeSize": 100, "volumeType": "gp3", "encrypted": "true"}}]}
+                "volumeSize": 50, "volumeType": "gp3", "encrypted": "true",
+                "deleteOnTermination": "true"}}]}
+
+
+def node_pool() -> dict:
+    """A reserved GPU pool as ``gpu_pool_objects`` (infra/components/nodepools.py) makes it
+    (tests/policies/test_karpenter_rules.py checks that it does): one L4 shape, its capacity
+    reservation then on-demand, tainted, consolidating only empty nodes, at most 4 nodes."""
+    return {"apiVersion": "karpenter.sh/v1", "kind": "NodePool", "metadata": {"name": "gpu-l4"},
+            "spec": {
+                "weight": 100,
+                "limits": {"nvidia.com/gpu": "4", "cpu": "32"},
+                "disruption": {"consolidationPolicy": "WhenEmpty", "consolidateAfter": "10m",
+                               "budgets": [{"nodes": "10%"}]},
+                "template": {
+                    "metadata": {"labels": {"aiinfra.io/pool": "l4",
+                                            "aiinfra.io/capacity": "reserved",
+                                            "aiinfra.io/ami-family": "al2023-nvidia",
+                                            "nvidia.com/gpu.present": "true"}},
+                    "spec": {
+                        "nodeClassRef": {"group": "karpenter.k8s.aws", "kind": "EC2NodeClass",
+                                         "name": "gpu-l4"},
+                        "requirements": [
+                            {"key": "node.kubernetes.io/instance-type", "operator": "In",
+                             "values": ["g6.2xlarge"]},
+                            {"key": "karpenter.sh/capacity-type", "operator": "In",
+                             "values": ["reserved", "on-demand"]},
+                            {"key": "topology.kubernetes.io/zone", "operator": "In",
+                             "values": ["us-east-1a"]},
+                            {"key": "kubernetes.io/arch", "operator": "In",
+                             "values": ["amd64"]}],
+                        "taints": [dict(GPU_TAINT)],
+                        "expireAfter": "720h",
+                        "terminationGracePeriod": "1h"}}}}
+
+
+def ec2_node_class() -> dict:
+    """The pool's EC2NodeClass: AL2023, IMDSv2 with hop limit 1, an encrypted gp3 root."""
+    return {"apiVersion": "karpenter.k8s.aws/v1", "kind": "EC2NodeClass",
+            "metadata": {"name": "gpu-l4"},
+            "spec": {
+                "role": "aiinfra-prod-karpenter-nodes",
+                "amiSelectorTerms": [{"alias": "al2023@latest"}],
+                "subnetSelectorTerms": [{"id": "subnet-a-id"}],
+                "securityGroupSelectorTerms": [{"id": "sg-cluster"}],
+                "metadataOptions": {"httpEndpoint": "enabled", "httpProtocolIPv6": "disabled",
+                                    "httpPutResponseHopLimit": 1, "httpTokens": "required"},
+                "blockDeviceMappings": [{"deviceName": "/dev/xvda", "ebs": {
+                    "volumeSize": "100Gi", "volumeType": "gp3", "encrypted": True,
+                    "deleteOnTermination": True}}],
+                "tags": {**TAGS, "aiinfra.io/pool": "l4", "aiinfra.io/capacity": "reserved"},
+                "capacityReservationSelectorTerms": [{"id": "l4-odcr-id"}]}}
+
+
+def karpenter_release() -> dict:
+    """Karpenter's Helm release, reading interruptions from the ``interruptions`` queue."""
+    return {"name": "karpenter", "namespace": "kube-system", "version": "1.14.0",
+            "chart": "oci://public.ecr.aws/karpenter/karpenter",
+            "values": {"settings": {"clusterName": "aiinfra-prod",
+                                    "interruptionQueue": "interruptions"},
+                       "serviceAccount": {"name": "karpenter"},
+                       "nodeSelector": {"aiinfra.io/pool": "system"}}}
+
+
+def sqs_queue() -> dict:
+    return {"messageRetentionSeconds": 300, "sqsManagedSseEnabled": True, "tags": dict(TAGS)}
 
 
 def bucket() -> dict:
@@ -154,19 +239,25 @@ def ecr_repository() -> dict:
             "imageScanningConfiguration": {"scanOnPush": True}}
 
 
-FIXTURES = {DEPLOYMENT: deployment, HPA: hpa, PDB: pdb, RDS_INSTANCE: rds_instance,
-            RDS_PARAMETER_GROUP: rds_parameter_group, REPLICATION_GROUP: replication_group,
-            EKS_CLUSTER: eks_cluster, NODE_GROUP: node_group, LAUNCH_TEMPLATE: launch_template,
-            BUCKET: bucket, PUBLIC_ACCESS_BLOCK: public_access_block,
-            BUCKET_ENCRYPTION: bucket_encryption, ECR_REPOSITORY: ecr_repository}
-NAMES = {DEPLOYMENT: "serving", HPA: "serving-hpa", PDB: "serving-pdb", RDS_INSTANCE: "db",
-         RDS_PARAMETER_GROUP: "db-params", REPLICATION_GROUP: "cache", EKS_CLUSTER: "cluster",
-         NODE_GROUP: "gpu", LAUNCH_TEMPLATE: "gpu", BUCKET: "models",
-         PUBLIC_ACCESS_BLOCK: "models", BUCKET_ENCRYPTION: "models", ECR_REPOSITORY: "serving"}
+FIXTURES = {DEPLOYMENT: deployment, SCALED_OBJECT: scaled_object, PDB: pdb,
+            RDS_INSTANCE: rds_instance, RDS_PARAMETER_GROUP: rds_parameter_group,
+            REPLICATION_GROUP: replication_group, EKS_CLUSTER: eks_cluster,
+            NODE_GROUP: node_group, LAUNCH_TEMPLATE: launch_template, BUCKET: bucket,
+            PUBLIC_ACCESS_BLOCK: public_access_block, BUCKET_ENCRYPTION: bucket_encryption,
+            ECR_REPOSITORY: ecr_repository, NODE_POOL: node_pool,
+            EC2_NODE_CLASS: ec2_node_class, HELM_RELEASE: karpenter_release,
+            SQS_QUEUE: sqs_queue}
+NAMES = {DEPLOYMENT: "serving", SCALED_OBJECT: "serving-scaled-object", HPA: "serving-hpa",
+         PDB: "serving-pdb", RDS_INSTANCE: "db", RDS_PARAMETER_GROUP: "db-params",
+         REPLICATION_GROUP: "cache", EKS_CLUSTER: "cluster",
+         NODE_GROUP: "system", LAUNCH_TEMPLATE: "system", BUCKET: "models",
+         PUBLIC_ACCESS_BLOCK: "models", BUCKET_ENCRYPTION: "models", ECR_REPOSITORY: "serving",
+         NODE_POOL: "gpu-l4", EC2_NODE_CLASS: "gpu-l4-class", HELM_RELEASE: "karpenter",
+         SQS_QUEUE: "interruptions"}
 # Properties that point at another fixture (adapters find these from ids and names).
 REFERENCE_PROPS = {RDS_INSTANCE: "parameterGroupName", NODE_GROUP: "launchTemplate",
                    PUBLIC_ACCESS_BLOCK: "bucket", BUCKET_ENCRYPTION: "bucket"}
-TARGETS = {RDS_INSTANCE: "db-params", NODE_GROUP: "gpu", PUBLIC_ACCESS_BLOCK: "models",
+TARGETS = {RDS_INSTANCE: "db-params", NODE_GROUP: "system", PUBLIC_ACCESS_BLOCK: "models",
            BUCKET_ENCRYPTION: "models"}
 
 

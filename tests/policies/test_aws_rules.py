@@ -19,12 +19,13 @@ from tests.policies.fixtures import (
     RDS_INSTANCE,
     RDS_PARAMETER_GROUP,
     REPLICATION_GROUP,
+    compliant_stack,
     context,
     eks_cluster,
+    launch_template,
     mutate,
     node_group,
     public_access_block,
-    subject,
 )
 
 RAM = "the 32 GiB of db.r7g.xlarge"
@@ -94,26 +95,20 @@ CASES = [
      ["EKS cluster cluster exposes its API endpoint publicly to 0.0.0.0/0"]),
     ("aws-eks-nodegroup-require-imdsv2", LAUNCH_TEMPLATE, "metadataOptions.httpTokens",
      "optional", "dev",
-     ["node group gpu: launch template gpu does not require IMDSv2 "
+     ["node group system: launch template system does not require IMDSv2 "
       "(metadataOptions.httpTokens is optional)"]),
+    ("aws-eks-nodegroup-require-imdsv2", LAUNCH_TEMPLATE,
+     "metadataOptions.httpPutResponseHopLimit", 2, "dev",
+     ["node group system: launch template system lets pods reach the instance metadata "
+      "service (metadataOptions.httpPutResponseHopLimit is 2, above 1)"]),
     ("aws-eks-nodegroup-require-imdsv2", NODE_GROUP, "launchTemplate", DELETE, "dev",
-     ["node group gpu uses EKS's default launch template, which allows IMDSv1"]),
+     ["node group system uses EKS's default launch template, which allows IMDSv1"]),
     ("aws-eks-nodegroup-require-encrypted-volumes", LAUNCH_TEMPLATE,
      "blockDeviceMappings.0.ebs.encrypted", "false", "dev",
-     ["node group gpu: launch template gpu leaves /dev/xvda unencrypted"]),
+     ["node group system: launch template system leaves /dev/xvda unencrypted"]),
     ("aws-eks-nodegroup-require-encrypted-volumes", LAUNCH_TEMPLATE, "blockDeviceMappings", [],
-     "dev", ["node group gpu: launch template gpu maps no block devices, so encryption is "
-             "left to the account default"]),
-    ("aws-eks-nodegroup-taint-gpu-nodes", NODE_GROUP, "taints", [], "dev",
-     ["GPU node group gpu has no nvidia.com/gpu NO_SCHEDULE taint"]),
-    ("aws-eks-nodegroup-diversify-spot-instance-types", NODE_GROUP, "capacityType", "SPOT",
-     "dev", ["spot node group gpu lists 1 instance type(s) (g6.2xlarge), fewer than 3"]),
-    ("aws-eks-nodegroup-require-gpu-baseline-capacity", NODE_GROUP, "scalingConfig.minSize", 0,
-     "prod", ["no GPU node group keeps on-demand or reserved capacity (capacityType ON_DEMAND "
-              "with scalingConfig.minSize of 1 or more)"]),
-    ("aws-eks-nodegroup-require-gpu-baseline-capacity", NODE_GROUP, "capacityType", "SPOT",
-     "prod", ["no GPU node group keeps on-demand or reserved capacity (capacityType ON_DEMAND "
-              "with scalingConfig.minSize of 1 or more)"]),
+     "dev", ["node group system: launch template system maps no block devices, so encryption "
+             "is left to the account default"]),
     ("aws-s3-bucket-block-public-access", PUBLIC_ACCESS_BLOCK, "restrictPublicBuckets", False,
      "dev", ["S3 bucket models: public access block models leaves restrictPublicBuckets off"]),
     ("aws-s3-bucket-block-public-access", PUBLIC_ACCESS_BLOCK, "bucket", "other-id", "dev",
@@ -145,20 +140,11 @@ def test_one_changed_field_fails_with_the_exact_message(rule_name, type_token, p
     assert got == [rule.message(finding) for finding in findings]
 
 
-def test_a_diversified_spot_pool_passes() -> None:
-    rule = rule_named("aws-eks-nodegroup-diversify-spot-instance-types")
-    props = {**node_group(), "capacityType": "SPOT",
-             "instanceTypes": ["g6.xlarge", "g6.2xlarge", "g5.xlarge"]}
-    assert messages(rule, NODE_GROUP, props) == []
-
-
-def test_the_spot_minimum_is_a_setting() -> None:
-    rule = rule_named("aws-eks-nodegroup-diversify-spot-instance-types")
-    props = {**node_group(), "capacityType": "SPOT",
-             "instanceTypes": ["g6.xlarge", "g6.2xlarge", "g5.xlarge"]}
-    assert rule.messages(subject(NODE_GROUP, props), context("dev", minimumInstanceTypes=4)) == [
-        rule.message("spot node group gpu lists 3 instance type(s) (g6.xlarge, g6.2xlarge, "
-                     "g5.xlarge), fewer than 4")]
+def test_the_hop_limit_is_a_setting() -> None:
+    rule = rule_named("aws-eks-nodegroup-require-imdsv2")
+    stack = compliant_stack({LAUNCH_TEMPLATE: mutate(
+        launch_template(), "metadataOptions.httpPutResponseHopLimit", 2)})
+    assert rule.messages(stack, context("dev", maximumHopLimit=2)) == []
 
 
 def test_a_public_endpoint_is_judged_by_its_widest_network() -> None:

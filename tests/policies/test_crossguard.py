@@ -25,12 +25,17 @@ from policies.crossguard import pack_arguments, policies
 from policies.offline import stack_view
 from policies.registry import all_rules, rule_named
 from tests.policies.fixtures import (
+    HELM_RELEASE,
     LAUNCH_TEMPLATE,
     NODE_GROUP,
+    NODE_POOL,
     RDS_INSTANCE,
+    SQS_QUEUE,
+    karpenter_release,
     launch_template,
     mutate,
     node_group,
+    node_pool,
     rds_instance,
 )
 
@@ -110,21 +115,41 @@ def test_a_value_unknown_during_preview_is_left_to_the_analyzer() -> None:
 
 def test_a_stack_policy_follows_property_dependencies() -> None:
     rule = rule_named("aws-eks-nodegroup-require-imdsv2")
-    template = _policy_resource(LAUNCH_TEMPLATE, "gpu", mutate(
+    template = _policy_resource(LAUNCH_TEMPLATE, "system", mutate(
         launch_template(), "metadataOptions.httpTokens", "optional"))
-    group = _policy_resource(NODE_GROUP, "gpu", node_group(), {"launchTemplate": [template]})
+    group = _policy_resource(NODE_GROUP, "system", node_group(), {"launchTemplate": [template]})
     args = StackValidationArgs([template, group], {"environment": "dev"})
     assert _validate(POLICIES[rule.name], args) == [(rule.message(
-        "node group gpu: launch template gpu does not require IMDSv2 "
+        "node group system: launch template system does not require IMDSv2 "
         "(metadataOptions.httpTokens is optional)"), group.urn)]
 
 
 def test_a_stack_level_finding_is_reported_without_a_resource() -> None:
-    rule = rule_named("aws-eks-nodegroup-require-gpu-baseline-capacity")
-    group = _policy_resource(NODE_GROUP, "gpu", mutate(node_group(), "capacityType", "SPOT"))
-    reported = _validate(POLICIES[rule.name], StackValidationArgs([group],
+    rule = rule_named("kubernetes-karpenter-sh-v1-nodepool-require-gpu-baseline-capacity")
+    pool = _policy_resource(NODE_POOL, "gpu-l4", mutate(
+        node_pool(), "spec.template.spec.requirements.1.values", ["spot"]))
+    reported = _validate(POLICIES[rule.name], StackValidationArgs([pool],
                                                                   {"environment": "prod"}))
     assert [urn for _, urn in reported] == [None]
+
+
+def test_karpenter_objects_are_judged_through_the_engines_proxies() -> None:
+    rule = rule_named("kubernetes-karpenter-sh-v1-nodepool-taint-gpu-nodes")
+    args = _resource_args(NODE_POOL, mutate(node_pool(), "spec.template.spec.taints", []),
+                          {"environment": "dev"})
+    assert _validate(POLICIES[rule.name], args) == [(rule.message(
+        "GPU NodePool gpu-l4 has no nvidia.com/gpu:NoSchedule taint"), args.urn)]
+
+
+def test_the_interruption_queue_is_found_by_its_physical_name() -> None:
+    # Under the engine the queue's name is Pulumi's auto-name, not the resource name.
+    physical = "aiinfra-prod-interruptions-4f2c9a1"
+    queue = _policy_resource(SQS_QUEUE, "aiinfra-prod-interruptions", {"name": physical})
+    release = _policy_resource(HELM_RELEASE, "aiinfra-prod-karpenter", mutate(
+        karpenter_release(), "values.settings.interruptionQueue", physical))
+    policy = POLICIES["kubernetes-helm-sh-v3-release-configure-karpenter-interruption-queue"]
+    assert _validate(policy, StackValidationArgs([queue, release], {"environment": "prod"})) == []
+    assert len(_validate(policy, StackValidationArgs([release], {"environment": "prod"}))) == 1
 
 
 @pytest.mark.parametrize(("environment", "advisory"), [("dev", True), ("prod", False)])

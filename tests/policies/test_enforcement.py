@@ -10,7 +10,7 @@ from policies.core import ENVIRONMENTS, LEVELS
 from policies.enforcement import CONFIG_DIR, blocking, level_of, pack_config, settings_of
 from policies.registry import all_rules, rule_named
 
-RULE = rule_named("aws-eks-nodegroup-diversify-spot-instance-types")
+RULE = rule_named("kubernetes-karpenter-sh-v1-nodepool-diversify-spot-instance-types")
 
 
 @pytest.mark.parametrize("environment", ENVIRONMENTS)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from policies.core import NotApplicable
+from policies.core import NotApplicable, Stack
 from policies.registry import rule_named
 from tests.policies.cases import messages, mutated_messages
 from tests.policies.fixtures import (
@@ -13,12 +13,15 @@ from tests.policies.fixtures import (
     DEPLOYMENT,
     HPA,
     PDB,
+    SCALED_OBJECT,
     compliant_stack,
     context,
     deployment,
     hpa,
     mutate,
     pdb,
+    scaled_object,
+    subject,
 )
 
 POD = "spec.template.spec"
@@ -90,12 +93,20 @@ CASES = [
      "spec.selector.matchLabels", {"app.kubernetes.io/name": "other"}, "prod",
      [f"{WORKLOAD} runs up to 8 replicas but no PodDisruptionBudget in its namespace selects "
       "its pods"]),
-    ("kubernetes-apps-v1-deployment-require-horizontal-pod-autoscaler", HPA,
+    ("kubernetes-apps-v1-deployment-require-autoscaler", SCALED_OBJECT,
      "spec.scaleTargetRef.name", "other", "staging",
-     [f"{WORKLOAD} serves on nvidia.com/gpu but no HorizontalPodAutoscaler targets it"]),
-    ("kubernetes-autoscaling-v2-horizontalpodautoscaler-configure-min-replicas", HPA,
-     "spec.minReplicas", 1, "prod",
-     ["HorizontalPodAutoscaler aiinfra/aiinfra-serving has minReplicas 1, below 2"]),
+     [f"{WORKLOAD} serves on nvidia.com/gpu but no autoscaler (KEDA ScaledObject or "
+      "HorizontalPodAutoscaler) targets it"]),
+    ("kubernetes-autoscaler-configure-min-replicas", SCALED_OBJECT,
+     "spec.minReplicaCount", 1, "prod",
+     ["ScaledObject aiinfra/aiinfra-serving has minReplicaCount 1, below 2"]),
+    ("kubernetes-autoscaler-configure-min-replicas", SCALED_OBJECT,
+     "spec.minReplicaCount", DELETE, "prod",  # KEDA's default: scale to zero
+     ["ScaledObject aiinfra/aiinfra-serving has minReplicaCount 0, below 2"]),
+    ("kubernetes-autoscaler-configure-min-replicas", SCALED_OBJECT,
+     "spec.idleReplicaCount", 0, "prod",
+     ["ScaledObject aiinfra/aiinfra-serving has idleReplicaCount 0, below 2 (KEDA scales to "
+      "it while no trigger is active)"]),
 ]
 
 
@@ -138,7 +149,44 @@ def test_a_pod_without_gpus_need_not_tolerate_the_gpu_taint() -> None:
 def test_a_single_replica_without_autoscaler_needs_no_budget() -> None:
     rule = rule_named("kubernetes-apps-v1-deployment-require-pod-disruption-budget")
     props = mutate(deployment(), "spec.replicas", 1)
-    stack = compliant_stack({DEPLOYMENT: props, HPA: mutate(hpa(), "spec.scaleTargetRef.name",
-                                                            "other"),
+    stack = compliant_stack({DEPLOYMENT: props,
+                             SCALED_OBJECT: mutate(scaled_object(), "spec.scaleTargetRef.name",
+                                                   "other"),
                              PDB: mutate(pdb(), "metadata.namespace", "elsewhere")})
     assert rule.messages(stack, context()) == []
+
+
+def _with_hpa(hpa_props: dict) -> Stack:
+    """The compliant stack with an HPA instead of the ScaledObject as the autoscaler."""
+    stack = compliant_stack()
+    return Stack(tuple(r for r in stack.resources if r.type != SCALED_OBJECT)
+                 + (subject(HPA, hpa_props),))
+
+
+def test_an_hpa_still_counts_as_the_autoscaler() -> None:
+    stack = _with_hpa(hpa())
+    assert rule_named("kubernetes-apps-v1-deployment-require-autoscaler").messages(
+        stack, context("staging")) == []
+    # Its ceiling (8) is what needs the budget.
+    budget = rule_named("kubernetes-apps-v1-deployment-require-pod-disruption-budget")
+    unbudgeted = Stack(tuple(r for r in stack.resources if r.type != PDB))
+    assert budget.messages(unbudgeted, context()) == [budget.message(
+        f"{WORKLOAD} runs up to 8 replicas but no PodDisruptionBudget in its namespace selects "
+        "its pods")]
+    unscaled = _with_hpa(mutate(hpa(), "spec.scaleTargetRef.name", "other"))
+    assert rule_named("kubernetes-apps-v1-deployment-require-autoscaler").messages(
+        unscaled, context("staging"))
+
+
+def test_an_hpa_below_the_floor_fails_in_prod() -> None:
+    rule = rule_named("kubernetes-autoscaler-configure-min-replicas")
+    assert rule.messages(subject(HPA, hpa()), context("prod")) == []
+    assert rule.messages(subject(HPA, mutate(hpa(), "spec.minReplicas", 1)), context("prod")) == [
+        rule.message("HorizontalPodAutoscaler aiinfra/aiinfra-serving has minReplicas 1, "
+                     "below 2")]
+
+
+def test_a_scaled_object_without_a_kind_targets_a_deployment() -> None:
+    props = mutate(scaled_object(), "spec.scaleTargetRef", {"name": "aiinfra-serving"})
+    rule = rule_named("kubernetes-apps-v1-deployment-require-autoscaler")
+    assert rule.messages(compliant_stack({SCALED_OBJECT: props}), context("staging")) == []

@@ -8,13 +8,14 @@ import pytest
 
 from policies.core import VERBS, NotApplicable, Rule
 from policies.registry import PROVIDERS, all_rules
-from tests.policies import test_aws_rules, test_kubernetes_rules
+from tests.policies import test_aws_rules, test_karpenter_rules, test_kubernetes_rules
 from tests.policies.fixtures import FIXTURES, compliant_stack, context, subject
 
 RULES = all_rules()
 RESOURCE_RULES = [r for r in RULES if not r.is_stack_rule]
 # Priced by the cost engine from a rendered graph: tests/policies/test_cost.py.
 STACK_RULES = [r for r in RULES if r.is_stack_rule and r.name.split("-")[0] != "cost"]
+SPOT_RULE = "kubernetes-karpenter-sh-v1-nodepool-diversify-spot-instance-types"
 
 
 def _ids(rules: list[Rule]) -> list[str]:
@@ -60,8 +61,8 @@ def test_compliant_fixtures_pass_every_resource_rule(rule: Rule) -> None:
         except NotApplicable:
             continue
         checked += 1
-    # The spot rule's fixture is on-demand: test_a_diversified_spot_pool_passes covers it.
-    assert checked or rule.name == "aws-eks-nodegroup-diversify-spot-instance-types"
+    # The NodePool fixture is reserved, not spot: test_karpenter_rules covers a spot pool.
+    assert checked or rule.name == SPOT_RULE
 
 
 @pytest.mark.parametrize("rule", STACK_RULES, ids=_ids(STACK_RULES))
@@ -70,7 +71,8 @@ def test_the_compliant_stack_passes_every_stack_rule(rule: Rule) -> None:
 
 
 def test_every_rule_has_a_one_field_mutation_case() -> None:
-    covered = {case[0] for case in test_kubernetes_rules.CASES + test_aws_rules.CASES}
+    covered = {case[0] for case in (test_kubernetes_rules.CASES + test_karpenter_rules.CASES
+                                    + test_aws_rules.CASES)}
     covered.add("cost-stack-keep-monthly-cost-within-budget")  # test_cost.py
     assert covered == {rule.name for rule in RULES}
 

@@ -18,9 +18,9 @@ from tests.policies.conftest import BAD_STACK_DIR
 
 BAD_RULES = {
     "aws-eks-cluster-disallow-unrestricted-public-endpoint",
-    "aws-eks-nodegroup-require-gpu-baseline-capacity",
     "aws-resource-require-cost-allocation-tags",
     "cost-stack-keep-monthly-cost-within-budget",
+    "kubernetes-karpenter-sh-v1-nodepool-require-gpu-baseline-capacity",
     "kubernetes-workload-pin-images-by-digest",
 }
 BAD_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/aiinfra-prod-serving-image:0.1.0"
@@ -56,9 +56,9 @@ def test_the_bad_stack_fails_with_the_listed_violations(bad_graph: Graph) -> Non
                for rule in BAD_RULES}
     assert by_rule["aws-eks-cluster-disallow-unrestricted-public-endpoint"] == [
         "EKS cluster aiinfra-prod exposes its API endpoint publicly to 0.0.0.0/1, 128.0.0.0/1"]
-    assert by_rule["aws-eks-nodegroup-require-gpu-baseline-capacity"] == [
-        "no GPU node group keeps on-demand or reserved capacity (capacityType ON_DEMAND with "
-        "scalingConfig.minSize of 1 or more)"]
+    assert by_rule["kubernetes-karpenter-sh-v1-nodepool-require-gpu-baseline-capacity"] == [
+        "the non-spot GPU NodePool(s) gpu-l4-base (weight 10) fill only after spot NodePool "
+        "gpu-l4-spot (weight 50), so spot takes the GPU pods first"]
     assert by_rule["kubernetes-workload-pin-images-by-digest"] == [
         f"Deployment aiinfra/aiinfra-serving: container 'server' image '{BAD_IMAGE}' is not "
         "pinned by digest"]

@@ -53,11 +53,10 @@ def stack_config(budget: float | None = 2000.0):
                        "maxSize": 3},
         "gpuPools": [
             {"name": "spot", "capacity": "spot",
-             "instanceTypes": ["g6.xlarge", "g6.2xlarge", "g5.xlarge"],
-             "minSize": 0, "desiredSize": 2, "maxSize": 4},
+             "instanceTypes": ["g6.xlarge", "g6.2xlarge", "g5.xlarge"], "maxNodes": 4},
             {"name": "resv", "capacity": "reserved", "reservedTerm": "1yr",
              "createCapacityReservation": True, "instanceTypes": ["g6.2xlarge"],
-             "minSize": 2, "desiredSize": 3, "maxSize": 4},
+             "reservedNodes": 2, "maxNodes": 4},
         ],
     }
     if budget is not None:

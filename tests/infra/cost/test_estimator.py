@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from infra.cost import check_budget, estimate, projected_monthly_cost
+from infra.cost.compute import place_replicas
 from infra.cost.estimator import Range
 from infra.cost.usage import parse_usage
 from infra.render import Graph, Resource
@@ -158,12 +159,15 @@ def test_prod_lines_by_hand(graphs) -> None:
     assert money(by[("aiinfra-prod", "hours")].monthly) == (73.00, 73.00, 73.00)
     # 3 × m7i.xlarge at 0.2016 (min = desired = 3, max 6)
     assert money(by[("aiinfra-prod-system", "instances")].monthly) == (441.50, 441.50, 883.01)
-    # spot: mean of g6.xlarge 0.5375, g6.2xlarge 0.8792, g6.4xlarge 0.6713, g5.2xlarge
-    # 1.0236, g5.4xlarge 0.9008 = 0.80248; 4 nodes expected, 20 at most at 1.0236
-    assert money(by[("aiinfra-prod-gpu-l4-spot-spot", "instances")].monthly) == (
-        0.00, 2343.24, 14944.56)
-    # burst: desired 0, max 8 × g6.2xlarge 0.9776 (first listed type)
-    assert money(by[("aiinfra-prod-gpu-l4-burst-on-demand", "instances")].monthly) == (
+    # GPU NodePools, no usage file: the 4 minimum replicas (1 GPU each) fill the reserved
+    # pool first, all 4 inside its 4-node reservation; its 5th node (max) is on-demand.
+    assert money(by[("aiinfra-prod-gpu-l4-reserved", "instances")].monthly) == (
+        0.00, 0.00, 713.65)
+    # spot: nothing placed there at min or expected; 20 nodes at most at 1.0236 (dearest)
+    assert money(by[("aiinfra-prod-gpu-l4-spot", "instances")].monthly) == (
+        0.00, 0.00, 14944.56)
+    # burst: max 8 × g6.2xlarge 0.9776 (first listed type)
+    assert money(by[("aiinfra-prod-gpu-l4-burst", "instances")].monthly) == (
         0.00, 0.00, 5709.18)
     assert money(by[("aiinfra-prod-redis", "nodes")].monthly) == (479.61, 479.61, 479.61)
     assert money(by[("aiinfra-prod-postgres", "storage")].monthly) == (46.00, 46.00, 46.00)
@@ -180,12 +184,13 @@ def test_prod_totals_by_hand(graphs) -> None:
     totals = report.component_totals()
     # network: 3 public IPv4 (3.65), 3 NAT gateways (32.85), 4 interface endpoints × 3 AZ
     assert money(totals["network"]) == (197.10, 197.10, 197.10)
-    # nodes: system 3/3/6 × 0.2016 × 730 + 50 GB each; spot 0/4/20 nodes (see above) + 100 GB
-    # each; burst 0/0/8 × 0.9776 × 730 + 100 GB each; reserved pool volumes 4 × 100 GB
+    # nodes: system 3/3/6 × 0.2016 × 730 + 50 GB each; reserved pool 4/4/5 nodes, the 5th
+    # on-demand at 0.9776, 100 GB each; spot 0/0/20 and burst 0/0/8 (see above), 100 GB each
     system = Range(441.504 + 12, 441.504 + 12, 883.008 + 24)
-    spot = Range(0, 4 * 730 * 0.80248 + 32, 14944.56 + 160)
+    reserved = Range(32, 32, 713.648 + 40)
+    spot = Range(0, 0, 14944.56 + 160)
     burst = Range(0, 0, 5709.184 + 64)
-    assert money(totals["nodes"]) == money(system + spot + burst + Range.of(32))
+    assert money(totals["nodes"]) == money(system + reserved + spot + burst)
     assert money(report.total) == money(sum((li.monthly for li in report.priced), Range.of(0)))
     assert projected_monthly_cost(graphs["prod"]) == pytest.approx(report.total.expected)
 
@@ -195,7 +200,8 @@ def test_every_stack_prices_its_cluster_and_nodes(graphs, stack: str) -> None:
     report = estimate(graphs[stack])
     priced_types = {li.type for li in report.priced}
     assert {"aws:eks/cluster:Cluster", "aws:eks/nodeGroup:NodeGroup",
-            "aws:ec2/natGateway:NatGateway"} <= priced_types
+            "kubernetes:karpenter.sh/v1:NodePool", "aws:ec2/natGateway:NatGateway"
+            } <= priced_types
     assert report.total.min <= report.total.expected <= report.total.max
     for line in report.priced:
         if line.monthly.expected == 0:
@@ -228,3 +234,24 @@ def test_efs_storage_and_elastic_throughput_by_usage_claims_not_double_counted(
     assert got[("engines", "throughput-write")].monthly.expected == pytest.approx(0.72)  # 12 × 0.06
     assert got[("fixed", "storage")].status == "usage"  # no storage_gb for this one
     assert got[("fixed", "throughput")].status == "unpriced"
+
+
+def test_replicas_fill_reserved_then_spot_then_on_demand(graphs) -> None:
+    config = graphs["prod"].config  # reserved ≤ 5, spot ≤ 20, burst ≤ 8 nodes; 1 GPU a pod
+    assert place_replicas(config, 0) == {"l4-reserved": 0, "l4-spot": 0, "l4-burst": 0}
+    assert place_replicas(config, 4) == {"l4-reserved": 4, "l4-spot": 0, "l4-burst": 0}
+    assert place_replicas(config, 8) == {"l4-reserved": 5, "l4-spot": 3, "l4-burst": 0}
+    assert place_replicas(config, 30) == {"l4-reserved": 5, "l4-spot": 20, "l4-burst": 5}
+    assert place_replicas(config, 100) == {"l4-reserved": 5, "l4-spot": 20, "l4-burst": 8}
+
+
+def test_expected_nodes_follow_the_usage_files_replicas(graphs) -> None:
+    usage = parse_usage({"resource_usage": {
+        "aiinfra-prod-serving-deployment": {"expected_replicas": 8}}})
+    by = lines(estimate(graphs["prod"], usage=usage))
+    spot = by[("aiinfra-prod-gpu-l4-spot", "instances")]
+    # 8 replicas: 5 on the reserved pool (4 reserved + 1 on-demand), 3 on spot (mean price)
+    assert money(spot.monthly) == (0.00, round(3 * 730 * 0.80248, 2), 14944.56)
+    assert "4 / 8 replicas" in spot.note
+    reserved = by[("aiinfra-prod-gpu-l4-reserved", "instances")]
+    assert money(reserved.monthly) == (0.00, 713.65, 713.65)
