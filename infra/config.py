@@ -225,6 +225,9 @@ class StackConfig(_Model):
     extended_support: bool = False
     endpoint_public_access: bool = True
     public_access_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
+    # IAM roles or users (CI's deployer, the platform team) made cluster admins through EKS
+    # access entries; the principal that creates the cluster is one in any case.
+    cluster_admins: list[str] = Field(default_factory=list)
     system_pool: SystemPool = SystemPool(min_size=2, desired_size=2, max_size=3)
     gpu_pools: list[GpuPool] = Field(min_length=1)
     database: Database = Database()
@@ -241,6 +244,15 @@ class StackConfig(_Model):
         if network.prefixlen > 18:
             raise ValueError(f"vpcCidr {value} is too small: use /18 or larger (e.g. "
                              "10.0.0.0/16) so each AZ gets room for nodes and pods")
+        return value
+
+    @field_validator("cluster_admins")
+    @classmethod
+    def _principals(cls, value: list[str]) -> list[str]:
+        for arn in value:
+            if not re.fullmatch(r"arn:aws[a-z-]*:iam::\d{12}:(role|user)/[\w+=,.@/-]+", arn):
+                raise ValueError(f"{arn!r} is not an IAM role or user ARN "
+                                 "(arn:aws:iam::123456789012:role/NAME)")
         return value
 
     @field_validator("public_access_cidrs")

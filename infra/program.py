@@ -33,7 +33,7 @@ def build(config: StackConfig) -> None:
         name=prefix, version=config.cluster_version, subnet_ids=network.private_subnet_ids,
         vpc_id=network.vpc.id, public_access=config.endpoint_public_access,
         public_access_cidrs=config.public_access_cidrs, tags=tags, region=config.region,
-        extended_support=config.extended_support))
+        extended_support=config.extended_support, admins=tuple(config.cluster_admins)))
     nodes = NodePools(NodePoolsArgs(
         name=prefix, cluster=cluster, subnet_ids=network.private_subnet_ids, zones=azs,
         system=config.system_pool, gpu_pools=config.gpu_pools, region=config.region,

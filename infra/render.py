@@ -170,6 +170,9 @@ def render(stack: str, root: Path | None = None) -> Graph:
         def call(self, args: mocks.MockCallArgs):
             if args.token == "kubernetes:helm:template":
                 return {"result": []}
+            if args.token == "aws:eks/getAddonVersion:getAddonVersion":
+                return {"addonName": args.args.get("addonName"), "version": "v1.0.0-eksbuild.1",
+                        "kubernetesVersion": args.args.get("kubernetesVersion")}
             if args.token == "aws:ecr/getAuthorizationToken:getAuthorizationToken":
                 return {"userName": "AWS", "password": "mock-token",
                         "proxyEndpoint": "https://123456789012.dkr.ecr.us-east-1.amazonaws.com"}

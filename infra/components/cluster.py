@@ -14,7 +14,7 @@ from infra.components.base import child
 CONTROL_PLANE_LOGS = ["api", "audit", "authenticator", "controllerManager", "scheduler"]
 # Add-ons the nodes need to join (created with the cluster), and those that run pods and so
 # wait for the system node group (created by `addons_on_nodes`).
-NODE_ADDONS = ("vpc-cni", "kube-proxy", "eks-pod-identity-agent")
+NODE_ADDONS = ("vpc-cni", "kube-proxy")
 POD_ADDONS = ("coredns",)
 # The VPC CNI enforces NetworkPolicy only when asked to.
 ADDON_CONFIGURATION = {"vpc-cni": {"enableNetworkPolicy": "true"}}
@@ -36,6 +36,7 @@ class ClusterArgs:
     tags: dict[str, str]
     region: str
     extended_support: bool = False
+    admins: tuple[str, ...] = ()
 
 
 class Cluster(pulumi.ComponentResource):
@@ -92,7 +93,16 @@ class Cluster(pulumi.ComponentResource):
             for policy in ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
                            "AmazonEC2ContainerRegistryReadOnly", "AmazonSSMManagedInstanceCore")]
         for addon in NODE_ADDONS:
-            self._addon(addon)
+            self.addon(addon)
+        for index, principal in enumerate(args.admins):
+            entry = aws.eks.AccessEntry(
+                f"{args.name}-admin-{index}", cluster_name=self.cluster.name,
+                principal_arn=principal, type="STANDARD", tags=tags, opts=child(self))
+            aws.eks.AccessPolicyAssociation(
+                f"{args.name}-admin-{index}", cluster_name=self.cluster.name,
+                principal_arn=principal, access_scope={"type": "cluster"},
+                policy_arn="arn:aws:eks::aws:cluster-access-policy/AmazonEKSClusterAdminPolicy",
+                opts=child(self, depends_on=[entry]))
         self.kubeconfig = pulumi.Output.secret(pulumi.Output.all(
             self.cluster.name, self.cluster.endpoint,
             self.cluster.certificate_authority.data).apply(
@@ -102,30 +112,33 @@ class Cluster(pulumi.ComponentResource):
         self.register_outputs({"clusterName": self.cluster.name,
                                "kubeconfig": self.kubeconfig})
 
-    def _addon(self, addon: str, depends_on: list[pulumi.Resource] | None = None
-               ) -> aws.eks.Addon:
+    def addon(self, addon: str, depends_on: list[pulumi.Resource] | None = None, *,
+              name: str | None = None, parent: pulumi.Resource | None = None,
+              **options) -> aws.eks.Addon:
+        """An EKS add-on at the default version EKS lists for this cluster version (pinned
+        at create time, moved deliberately), taking over a self-managed copy if one exists."""
         configuration = ADDON_CONFIGURATION.get(addon)
+        version = aws.eks.get_addon_version_output(
+            addon_name=addon, kubernetes_version=self.cluster.version, most_recent=False)
         return aws.eks.Addon(
-            f"{self.name}-{addon}", cluster_name=self.cluster.name, addon_name=addon,
+            name or f"{self.name}-{addon}", cluster_name=self.cluster.name, addon_name=addon,
+            addon_version=version.version, resolve_conflicts_on_create="OVERWRITE",
             resolve_conflicts_on_update="OVERWRITE",
             configuration_values=json.dumps(configuration) if configuration else None,
-            tags=self.tags, opts=child(self, depends_on=depends_on))
+            tags=self.tags, opts=child(parent or self, depends_on=depends_on), **options)
 
     def addons_on_nodes(self, nodes: list[pulumi.Resource]) -> k8s.storage.v1.StorageClass:
         """The add-ons that run pods, once ``nodes`` exist (they stay DEGRADED until then,
         and the provider gives up on them after 20 minutes); returns the default ``gp3``
         StorageClass, which waits for its EBS CSI driver."""
         for addon in POD_ADDONS:
-            self._addon(addon, depends_on=nodes)
+            self.addon(addon, depends_on=nodes)
         # Every EBS volume since EKS 1.23 needs the EBS CSI driver (Prometheus's among them).
         role = self.irsa_role(
             f"{self.name}-ebs-csi", "kube-system", "ebs-csi-controller-sa",
             managed=["arn:aws:iam::aws:policy/service-role/AmazonEBSCSIDriverPolicy"])
-        driver = aws.eks.Addon(
-            f"{self.name}-aws-ebs-csi-driver", cluster_name=self.cluster.name,
-            addon_name="aws-ebs-csi-driver", service_account_role_arn=role.arn,
-            resolve_conflicts_on_update="OVERWRITE", tags=self.tags,
-            opts=child(self, depends_on=nodes))
+        driver = self.addon("aws-ebs-csi-driver", depends_on=nodes,
+                            service_account_role_arn=role.arn)
         return k8s.storage.v1.StorageClass(
             f"{self.name}-gp3", metadata={"name": "gp3", "annotations": {
                 "storageclass.kubernetes.io/is-default-class": "true"}},

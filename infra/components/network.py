@@ -10,7 +10,9 @@ import pulumi_aws as aws
 
 from infra.components.base import child
 
-INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts", "logs")
+# Image pulls (ECR) and IRSA token exchanges (STS). No CloudWatch Logs endpoint: nothing in the
+# cluster ships logs there (control-plane logs go from EKS itself).
+INTERFACE_ENDPOINTS = ("ecr.api", "ecr.dkr", "sts")
 
 
 @dataclass(frozen=True)

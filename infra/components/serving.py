@@ -269,12 +269,9 @@ class ServingWorkload(pulumi.ComponentResource):
             f"{args.name}-efs-csi", "kube-system", "efs-csi-controller-sa",
             managed=["arn:aws:iam::aws:policy/service-role/AmazonEFSCSIDriverPolicy"],
             parent=self)
-        driver = aws.eks.Addon(
-            f"{args.name}-efs-csi", cluster_name=cluster.cluster.name,
-            addon_name="aws-efs-csi-driver", service_account_role_arn=role.arn,
-            resolve_conflicts_on_update="OVERWRITE", tags=tags,
-            # Its controller runs on the system nodes: without them it sits DEGRADED.
-            opts=child(self, depends_on=args.depends_on))
+        driver = cluster.addon("aws-efs-csi-driver", depends_on=args.depends_on,
+                               name=f"{args.name}-efs-csi", parent=self,
+                               service_account_role_arn=role.arn)
         storage_class = k8s.storage.v1.StorageClass(
             f"{args.name}-engines", metadata={"name": "aiinfra-engines"},
             provisioner="efs.csi.aws.com", reclaim_policy="Retain",

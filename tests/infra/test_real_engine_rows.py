@@ -365,3 +365,53 @@ def test_32_each_incarnation_of_prod_takes_its_own_final_snapshot(graphs) -> Non
     identifier = instance.inputs["finalSnapshotIdentifier"]
     assert identifier.endswith("-" + "ab12" * suffix.inputs["byteLength"])  # the mock's hex
     assert _waits_for(graph, instance, suffix)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_26_nothing_runs_or_is_billed_that_nothing_uses(graphs, stack: str) -> None:
+    graph = graphs[stack]
+    addons = {r.inputs["addonName"] for r in graph.of_type("aws:eks/addon:Addon")}
+    if "eks-pod-identity-agent" in addons:  # only with a pod identity association to serve
+        assert graph.of_type("aws:eks/podIdentityAssociation:PodIdentityAssociation")
+    services = {r.inputs["serviceName"].rsplit(".", 1)[-1]
+                for r in graph.of_type("aws:ec2/vpcEndpoint:VpcEndpoint")}
+    assert "logs" not in services  # nothing in the cluster ships logs to CloudWatch
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_27_addon_versions_are_pinned_for_the_cluster_version(graphs, stack: str) -> None:
+    """Unpinned, an add-on's version is whatever EKS defaults to on the day it is created; a
+    self-managed copy that was edited makes its creation fail without OVERWRITE."""
+    graph = graphs[stack]
+    for addon in graph.of_type("aws:eks/addon:Addon"):
+        assert re.fullmatch(r"v\d+\.\d+\.\d+-eksbuild\.\d+", addon.inputs.get(
+            "addonVersion", "")), addon.name
+        assert addon.inputs.get("resolveConflictsOnCreate") == "OVERWRITE", addon.name
+
+
+def test_30_cluster_admins_from_config_get_access_entries(tmp_path) -> None:
+    """Only the IAM principal that created the cluster is an admin by default: the next
+    `up` from CI, or a colleague, is refused on every Kubernetes object."""
+    import shutil  # noqa: PLC0415
+
+    from infra.config import ConfigError, parse_stack_config  # noqa: PLC0415
+    from infra.render import project_dir, render, stack_values  # noqa: PLC0415
+
+    ci = "arn:aws:iam::123456789012:role/ci-deployer"
+    root = project_dir()
+    shutil.copy(root / "Pulumi.yaml", tmp_path)
+    stack = yaml.safe_load((root / "Pulumi.dev.yaml").read_text())
+    stack["config"]["aiinfra:clusterAdmins"] = [ci]
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack))
+    graph = render("dev", tmp_path)
+    (entry,) = [r for r in graph.of_type("aws:eks/accessEntry:AccessEntry")
+                if r.inputs["principalArn"] == ci]
+    assert entry.inputs["type"] == "STANDARD"
+    (association,) = [r for r in graph.of_type(
+        "aws:eks/accessPolicyAssociation:AccessPolicyAssociation")
+        if r.inputs["principalArn"] == ci]
+    assert association.inputs["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
+    assert association.inputs["accessScope"] == {"type": "cluster"}
+    assert _waits_for(graph, association, entry)
+    with pytest.raises(ConfigError, match="clusterAdmins: 'ci' is not an IAM role or user ARN"):
+        parse_stack_config({**stack_values("dev"), "clusterAdmins": ["ci"]})
