@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pulumi
+import pulumi_aws as aws
 
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.data import DataArgs, Postgres, Redis
@@ -14,10 +15,22 @@ from infra.components.network import Network, NetworkArgs
 from infra.components.nodepools import NodePools, NodePoolsArgs
 from infra.components.serving import ServingArgs, ServingWorkload
 from infra.config import StackConfig
+from infra.zones import choose_zones
 
 
 def zones(config: StackConfig) -> list[str]:
-    return [f"{config.region}{letter}" for letter in "abcd"[: config.availability_zones]]
+    """The stack's zones, from what the account's region offers (``infra.zones``)."""
+    available = aws.get_availability_zones(
+        state="available", filters=[{"name": "opt-in-status", "values": ["opt-in-not-required"]}])
+    types = sorted({t for pool in config.gpu_pools for t in pool.instance_types})
+    offerings = aws.ec2.get_instance_type_offerings(
+        location_type="availability-zone",
+        filters=[{"name": "instance-type", "values": types}])
+    offered: dict[str, list[str]] = {}
+    for zone, instance_type in zip(offerings.locations, offerings.instance_types, strict=True):
+        offered.setdefault(zone, []).append(instance_type)
+    return choose_zones(list(available.names), list(available.zone_ids), offered,
+                        config.gpu_pools, config.availability_zones)
 
 
 def build(config: StackConfig) -> None:

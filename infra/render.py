@@ -170,6 +170,20 @@ def render(stack: str, root: Path | None = None) -> Graph:
         def call(self, args: mocks.MockCallArgs):
             if args.token == "kubernetes:helm:template":
                 return {"result": []}
+            if args.token == "aws:index/getAvailabilityZones:getAvailabilityZones":
+                # A region laid out like a real us-east-1 account: one zone EKS refuses.
+                region = config.region
+                return {"names": [f"{region}{c}" for c in "abcdef"],
+                        "zoneIds": ["use1-az6", "use1-az3", "use1-az1", "use1-az2",
+                                    "use1-az4", "use1-az5"], "id": region}
+            if args.token == "aws:ec2/getInstanceTypeOfferings:getInstanceTypeOfferings":
+                wanted = [v for f in args.args.get("filters", [])
+                          if f.get("name") == "instance-type" for v in f.get("values", [])]
+                zones = [f"{config.region}{c}" for c in "abcdef"]
+                pairs = [(z, t) for z in zones for t in wanted]
+                return {"id": config.region, "locations": [z for z, _ in pairs],
+                        "instanceTypes": [t for _, t in pairs],
+                        "locationTypes": ["availability-zone"] * len(pairs)}
             if args.token == "aws:eks/getAddonVersion:getAddonVersion":
                 return {"addonName": args.args.get("addonName"), "version": "v1.0.0-eksbuild.1",
                         "kubernetesVersion": args.args.get("kubernetesVersion")}
