@@ -65,6 +65,14 @@ class Runtime:
             self.startup_error = exc.message
             log.error("start-up models failed to load; not ready", extra={"error": exc.message})
             return
+        if not names and self.settings.load_models and self.settings.environment == "production":
+            # A rollout must not pass readiness serving nothing (an empty model sync);
+            # an empty AIINFRA_LOAD_MODELS (lazy loading only) is a choice, not this.
+            self.startup_error = (
+                f"no model to serve: AIINFRA_LOAD_MODELS {self.settings.load_models} matches "
+                f"no model in {self.settings.repository_path}")
+            log.error("no start-up model; not ready", extra={"error": self.startup_error})
+            return
         if self.settings.gc_freeze:
             gc.freeze()  # start-up objects live as long as the process: stop rescanning them
         self.ready = True

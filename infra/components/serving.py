@@ -368,6 +368,10 @@ class ServingWorkload(pulumi.ComponentResource):
                              "value": "/var/cache/aiinfra/engines"},
                             {"name": "AIINFRA_GRACE_PERIOD_S", "value": str(config.grace_period_s)},
                             {"name": "HOME", "value": "/tmp"},
+                            # Compiler caches on the cache volume, not the memory-backed /tmp.
+                            {"name": "TORCHINDUCTOR_CACHE_DIR",
+                             "value": "/var/cache/aiinfra/inductor"},
+                            {"name": "TRITON_CACHE_DIR", "value": "/var/cache/aiinfra/triton"},
                         ],
                         "envFrom": [{"secretRef": {"name": secret.metadata["name"]}}],
                         "securityContext": security,

@@ -415,3 +415,21 @@ def test_30_cluster_admins_from_config_get_access_entries(tmp_path) -> None:
     assert _waits_for(graph, association, entry)
     with pytest.raises(ConfigError, match="clusterAdmins: 'ci' is not an IAM role or user ARN"):
         parse_stack_config({**stack_values("dev"), "clusterAdmins": ["ci"]})
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_33_compiler_caches_stay_off_the_memory_backed_tmp(graphs, stack: str) -> None:
+    """/tmp is a 512 MiB tmpfs counted against the pod's memory: torch's Inductor and
+    Triton caches go to the engine cache volume instead."""
+    (deployment,) = [body for body in k8s_objects(graphs[stack])
+                     if body["kind"] == "Deployment" and body["metadata"]["name"] ==
+                     "aiinfra-serving"]
+    pod = deployment["spec"]["template"]["spec"]
+    (server,) = pod["containers"]
+    env = {e["name"]: e.get("value") for e in server["env"]}
+    volumes = {v["name"]: v for v in pod["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]] for m in server["volumeMounts"]}
+    for variable in ("TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR"):
+        path = env.get(variable) or "/tmp"
+        (volume,) = [v for root, v in mounts.items() if path.startswith(root.rstrip("/") + "/")]
+        assert (volume.get("emptyDir") or {}).get("medium") != "Memory", variable

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -389,3 +390,26 @@ def test_production_needs_a_model_repository(tmp_path: Path) -> None:
         Settings(environment="production")
     assert Settings(environment="production", model_repository=tmp_path).model_repository == (
         tmp_path)
+
+
+def test_production_is_not_ready_with_no_model_to_serve(make_client, tmp_path: Path) -> None:
+    """An empty repository (the model sync copied nothing) must not pass readiness in
+    production: the rollout would 'succeed' serving nothing."""
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    client = make_client(empty, wait_ready=False, environment="production")
+    deadline = time.monotonic() + 10
+    runtime = client.app.state.runtime
+    while runtime.startup_error is None:
+        assert time.monotonic() < deadline, "start-up never finished"
+        time.sleep(0.02)
+    assert client.get("/v2/health/ready").status_code == 503
+    assert "no model to serve" in runtime.startup_error
+    assert "AIINFRA_LOAD_MODELS" in runtime.startup_error
+
+
+def test_development_is_ready_with_an_empty_repository(make_client, tmp_path: Path) -> None:
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    client = make_client(empty)  # waits for ready
+    assert client.get("/v2/health/ready").json() == {"ready": True}
