@@ -1,4 +1,5 @@
-"""The vendored chart data under ``tests/infra/schemas/``: values and CRDs per chart version."""
+"""The vendored chart data under ``tests/infra/schemas/`` (values and CRDs per chart
+version) and the graph helpers the real-schema tests share."""
 
 from __future__ import annotations
 
@@ -92,3 +93,8 @@ def crd_schema(directory: Path, group: str, kind: str, version: str) -> dict | N
                 if served["name"] == version and served.get("served", True):
                     return served["schema"]["openAPIV3Schema"]
     return None
+
+
+def waits_for(graph: Graph, resource: Resource, other: Resource) -> bool:
+    """Whether ``resource`` waits for ``other``, directly or through others."""
+    return other.urn in {r.urn for r in graph.waits_for(resource)}

@@ -12,7 +12,7 @@ from infra.components.serving import hpa_behavior
 from infra.config import ConfigError, Serving, parse_stack_config
 from infra.preview import k8s_objects
 from infra.render import Graph, Resource, stack_values
-from tests.infra.charts import chart_dir, chart_of, crd_schema, installer, releases
+from tests.infra.charts import chart_dir, chart_of, crd_schema, installer, releases, waits_for
 from tests.infra.test_custom_resources import strict
 
 STACKS = ["dev", "staging", "prod"]
@@ -33,10 +33,6 @@ def triggers(graph: Graph) -> dict[str, dict]:
 def keda(graph: Graph) -> Resource:
     (release,) = [r for r in releases(graph) if chart_of(r) == "keda"]
     return release
-
-
-def waits_for(graph: Graph, resource: Resource, other: Resource) -> bool:
-    return other.urn in {r.urn for r in graph.waits_for(resource)}
 
 
 @pytest.mark.parametrize("stack", STACKS)

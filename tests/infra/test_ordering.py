@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from infra.render import Graph, Resource
-from tests.infra.charts import CRDS_FROM, api_group, installer, releases
+from infra.render import Resource
+from tests.infra.charts import CRDS_FROM, api_group, installer, releases, waits_for
 
 STACKS = ["dev", "staging", "prod"]
 
@@ -18,10 +18,6 @@ def renders_custom_resources(release: Resource) -> set[str]:
     if (values.get("serviceMonitor") or {}).get("enabled"):
         groups.add("monitoring.coreos.com")
     return groups
-
-
-def waits_for(graph: Graph, resource: Resource, other: Resource) -> bool:
-    return other.urn in {r.urn for r in graph.waits_for(resource)}
 
 
 @pytest.mark.parametrize("stack", STACKS)

@@ -14,6 +14,7 @@ import yaml
 from infra.components.cluster import kubeconfig
 from infra.config import Database
 from infra.preview import k8s_objects
+from tests.infra.charts import waits_for
 
 STACKS = ["dev", "staging", "prod"]
 # RDS for PostgreSQL minors that can no longer be created: the AWS Health notice of May 2026
@@ -136,10 +137,6 @@ def _one(graph, type_token: str, name_part: str = ""):
     return found
 
 
-def _waits_for(graph, resource, other) -> bool:
-    return other.urn in {r.urn for r in graph.waits_for(resource)}
-
-
 @pytest.mark.parametrize("stack", STACKS)
 def test_10_an_autoscaler_uses_only_metrics_something_serves(graphs, stack: str) -> None:
     """`Resource` metrics (an HPA's, or KEDA's cpu and memory triggers) need metrics.k8s.io,
@@ -191,7 +188,7 @@ def test_19_eks_waits_for_its_role_policies(graphs, stack: str) -> None:
     control_plane = [a for a in attachments if a.inputs["policyArn"].endswith(
         "/AmazonEKSClusterPolicy")]
     assert control_plane
-    assert all(_waits_for(graph, cluster, a) for a in control_plane)
+    assert all(waits_for(graph, cluster, a) for a in control_plane)
     required = ("AmazonEKSWorkerNodePolicy", "AmazonEKS_CNI_Policy",
                 "AmazonEC2ContainerRegistryReadOnly")
 
@@ -203,12 +200,12 @@ def test_19_eks_waits_for_its_role_policies(graphs, stack: str) -> None:
 
     for group in graph.of_type("aws:eks/nodeGroup:NodeGroup"):
         for attachment in policies_of(group.inputs["nodeRoleArn"]):
-            assert _waits_for(graph, group, attachment), group.name
+            assert waits_for(graph, group, attachment), group.name
     # Karpenter's nodes join through an access entry for their own role.
     for entry in graph.of_type("aws:eks/accessEntry:AccessEntry"):
         if entry.inputs.get("type") == "EC2_LINUX":
             for attachment in policies_of(entry.inputs["principalArn"]):
-                assert _waits_for(graph, entry, attachment), entry.name
+                assert waits_for(graph, entry, attachment), entry.name
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -217,7 +214,7 @@ def test_23_addons_that_run_pods_wait_for_nodes(graphs, stack: str) -> None:
     system = _one(graph, "aws:eks/nodeGroup:NodeGroup", "-system")
     for addon in graph.of_type("aws:eks/addon:Addon"):
         if addon.inputs["addonName"] in ("coredns", "aws-efs-csi-driver", "aws-ebs-csi-driver"):
-            assert _waits_for(graph, addon, system), addon.name
+            assert waits_for(graph, addon, system), addon.name
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -307,7 +304,7 @@ def test_9_every_volume_claim_names_a_class_whose_driver_runs(graphs, stack: str
         assert class_name in classes, f"{name}: no StorageClass {class_name}"
         storage_class = classes[class_name]
         assert drivers[storage_class.inputs["provisioner"]] in addons, name
-        assert _waits_for(graph, owner, storage_class), name
+        assert waits_for(graph, owner, storage_class), name
     gp3 = classes["gp3"].inputs
     assert gp3["parameters"] == {"type": "gp3", "encrypted": "true"}
     assert gp3["volumeBindingMode"] == "WaitForFirstConsumer"
@@ -326,7 +323,7 @@ def test_25_grafana_has_no_default_admin_password(graphs, stack: str) -> None:
                  if r.inputs["metadata"]["name"] == secret_name]
     assert secret.inputs["metadata"]["namespace"] == release.inputs["namespace"]
     assert secret.inputs["stringData"][grafana["admin"]["passwordKey"]] == "[secret]"
-    assert _waits_for(graph, release, secret)
+    assert waits_for(graph, release, secret)
     passwords = [r for r in graph.of_type("random:index/randomPassword:RandomPassword")
                  if "grafana" in r.name]
     assert passwords
@@ -364,7 +361,7 @@ def test_32_each_incarnation_of_prod_takes_its_own_final_snapshot(graphs) -> Non
                  if "final-snapshot" in r.name]
     identifier = instance.inputs["finalSnapshotIdentifier"]
     assert identifier.endswith("-" + "ab12" * suffix.inputs["byteLength"])  # the mock's hex
-    assert _waits_for(graph, instance, suffix)
+    assert waits_for(graph, instance, suffix)
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -412,7 +409,7 @@ def test_30_cluster_admins_from_config_get_access_entries(tmp_path) -> None:
         if r.inputs["principalArn"] == ci]
     assert association.inputs["policyArn"].endswith("/AmazonEKSClusterAdminPolicy")
     assert association.inputs["accessScope"] == {"type": "cluster"}
-    assert _waits_for(graph, association, entry)
+    assert waits_for(graph, association, entry)
     with pytest.raises(ConfigError, match="clusterAdmins: 'ci' is not an IAM role or user ARN"):
         parse_stack_config({**stack_values("dev"), "clusterAdmins": ["ci"]})
 
