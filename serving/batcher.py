@@ -238,6 +238,12 @@ class DynamicBatcher:
         outputs = backend.forward(arrays)
         self._m_compute.observe(time.perf_counter() - started)
         rows = sum(item.rows for item in batch)
+        if self.config.batching:  # split on axis 0: a wrong count would hand out others' rows
+            for spec, output in zip(self.config.outputs, outputs, strict=True):
+                if output.shape[:1] != (rows,):
+                    raise RuntimeError(f"output '{spec.name}' has "
+                                       f"{output.shape[0] if output.ndim else 'no'} rows for a "
+                                       f"batch of {rows}")
         self._m_exec.inc()
         self._m_infer.inc(rows)
         self._m_batch.observe(rows)

@@ -136,10 +136,14 @@ class ModelRegistry:
                     None, _build_instances, self.repository, self.settings, name)
             except ModelNotFound:
                 raise
-            except (ModelConfigError, ValueError, RuntimeError, OSError) as exc:
-                self._errors[name] = str(exc)
-                log.error("model load failed", extra={"model": name, "error": str(exc)})
-                raise ModelNotReady(f"model '{name}' failed to load: {exc}") from exc
+            except Exception as exc:  # noqa: BLE001 - any load failure has a reason to show
+                # torch.export guards raise AssertionError, dtype mismatches TypeError: none
+                # of them may leave the model silently unloaded (cancellation still passes).
+                reason = str(exc) or type(exc).__name__
+                self._errors[name] = reason
+                log.error("model load failed", exc_info=not isinstance(
+                    exc, ModelConfigError | OSError), extra={"model": name, "error": reason})
+                raise ModelNotReady(f"model '{name}' failed to load: {reason}") from exc
             self._errors.pop(name, None)
             batchers = {
                 version: DynamicBatcher(name, config, instances, self.metrics,

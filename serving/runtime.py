@@ -65,6 +65,10 @@ class Runtime:
             self.startup_error = exc.message
             log.error("start-up models failed to load; not ready", extra={"error": exc.message})
             return
+        except Exception as exc:  # noqa: BLE001 - never a silent, never-ready server
+            self.startup_error = f"start-up failed: {exc!r}"
+            log.exception("start-up failed; not ready")
+            return
         if not names and self.settings.load_models and self.settings.environment == "production":
             # A rollout must not pass readiness serving nothing (an empty model sync);
             # an empty AIINFRA_LOAD_MODELS (lazy loading only) is a choice, not this.

@@ -37,6 +37,7 @@ class Backend:
         self._input_dtype = input_dtype
         self._input_torch = [TORCH_DTYPES[s.datatype] for s in config.inputs]
         self._output_numpy = [NUMPY_DTYPES[s.datatype] for s in config.outputs]
+        self._output_torch = [TORCH_DTYPES[s.datatype] for s in config.outputs]
 
     def describe(self) -> str:
         return f"{self.name} on {self.device}"
@@ -73,7 +74,19 @@ class Backend:
                 f"model returned {len(values)} output(s) but config.yaml declares {len(specs)}"
             )
         arrays = []
-        for tensor, dtype in zip(values, self._output_numpy, strict=True):
+        for spec, tensor, dtype, torch_dtype in zip(specs, values, self._output_numpy,
+                                                    self._output_torch, strict=True):
+            if not isinstance(tensor, torch.Tensor):
+                raise RuntimeError(f"output '{spec.name}' is a {type(tensor).__name__}, "
+                                   "not a tensor")
+            want, shape = self.config.full_shape(spec), list(tensor.shape)
+            if len(shape) != len(want) or any(
+                    w not in (-1, s) for w, s in zip(want, shape, strict=True)):
+                raise RuntimeError(f"output '{spec.name}' has shape {shape}; config.yaml "
+                                   f"declares {want}")
+            # Cast in torch: numpy has no bfloat16, and .numpy() refuses it.
+            if tensor.dtype != torch_dtype:
+                tensor = tensor.to(torch_dtype)
             array = tensor.detach().cpu().numpy()
             arrays.append(array if array.dtype == dtype else array.astype(dtype))
         return arrays

@@ -55,7 +55,8 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
     except ClientDisconnected:
         label = ""  # the client left before sending its request: nothing to log
         raise
-    except Exception as error:
+    except Exception as error:  # a bug, not a refusal: still a failed request to count
+        metrics.requests.labels(label, "failure").inc()
         failure = error
         raise
     finally:

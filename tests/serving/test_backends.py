@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from serving.backends import create_backend, resolve_backend
-from serving.backends.base import example_inputs
+from serving.backends.base import Backend, example_inputs
 from serving.backends.factory import tensorrt_available
 from serving.backends.tensorrt import engine_key, profile
 from serving.demo import build_demo_repository
@@ -152,3 +152,25 @@ def test_demo_models_are_reproducible(tmp_path: Path, demo_repository: Path) -> 
     (logits,) = resnet.forward(example_inputs(resnet.config, 2))
     assert logits.shape == (2, 1000)
     assert np.isfinite(logits).all()
+
+
+def _backend_returning(config, result) -> Backend:
+    return Backend(config, lambda *inputs: result, torch.device("cpu"))
+
+
+def test_outputs_are_checked_against_the_declared_dims(scale_repository) -> None:
+    config = _config(scale_repository, "scale")
+    backend = _backend_returning(config, (torch.zeros(2, 5), torch.zeros(2, 1)))
+    with pytest.raises(RuntimeError, match=r"output 'y' has shape \[2, 5\]; config.yaml "
+                                           r"declares \[-1, 4\]"):
+        backend.forward([np.zeros((2, 4), np.float32)])
+
+
+def test_bf16_outputs_are_cast_in_torch(scale_repository) -> None:
+    config = _config(scale_repository, "scale")
+    backend = _backend_returning(config, (torch.ones(2, 4, dtype=torch.bfloat16),
+                                          torch.ones(2, 1, dtype=torch.bfloat16)))
+    y, total = backend.forward([np.zeros((2, 4), np.float32)])
+    assert y.dtype == np.float32
+    np.testing.assert_array_equal(y, np.ones((2, 4), np.float32))
+    assert total.shape == (2, 1)

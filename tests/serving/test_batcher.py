@@ -337,3 +337,27 @@ async def test_two_instances_run_two_batches_concurrently(make_rig) -> None:
         check_outputs(rows(i, 8), await asyncio.wait_for(task, WAIT_S))
     assert [b.sizes for b in rig.backends] == [[8], [8]]
     assert set().union(*(b.seen_ids() for b in rig.backends)) == {0, 1}
+
+
+class RowDroppingBackend(FakeBackend):
+    """Returns one row fewer than it was given: its outputs cannot be split per request."""
+
+    def forward(self, inputs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        y, total = super().forward(inputs)
+        return [y[:-1], total[:-1]]
+
+
+async def test_outputs_with_the_wrong_row_count_fail_the_batch_and_leak_nothing() -> None:
+    config = make_config(max_queue_delay_ms=50)
+    metrics = ServingMetrics()
+    batcher = DynamicBatcher("fake", config, [RowDroppingBackend(config)], metrics)
+    batcher.start()
+    try:
+        results = await asyncio.wait_for(asyncio.gather(
+            *(batcher.infer([rows(i)], None) for i in range(3)), return_exceptions=True), WAIT_S)
+    finally:
+        await batcher.stop()
+    for result in results:  # never someone else's rows, never an empty array with success
+        assert isinstance(result, InferenceFailed), result
+        assert "model 'fake'" in result.message
+        assert "output 'y' has 2 rows for a batch of 3" in result.message

@@ -225,3 +225,25 @@ def test_a_request_expiring_in_the_queue_counts_as_a_timeout_refusal(
     assert sample("aiinfra_rejections_total", reason="queue_full") == 0
     assert sample("aiinfra_inference_requests_total", outcome="failure") == 1
     assert sample("aiinfra_inference_requests_total", outcome="success") == 1
+
+
+def test_an_unexpected_error_is_counted_as_a_failure(make_client, scale_repository: Path,
+                                                     monkeypatch) -> None:
+    """An error no ServingError describes still leaves as a 500 and is counted: the error-rate
+    alert must see it."""
+    from serving.routes import infer  # noqa: PLC0415
+
+    client = make_client(scale_repository)
+
+    async def broken(*args, **kwargs):
+        raise KeyError("a bug")
+
+    monkeypatch.setattr(infer, "run_inference", broken)
+    response = client.post("/v2/models/scale/infer", json=infer_body(1))
+    assert response.status_code == 500
+    assert response.json() == {"error": "internal error; see the server log"}
+    registry = client.app.state.runtime.metrics.registry
+    assert registry.get_sample_value("aiinfra_inference_requests_total",
+                                     {"model": "scale", "outcome": "failure"}) == 1
+    assert registry.get_sample_value("aiinfra_inference_requests_total",
+                                     {"model": "scale", "outcome": "success"}) is None

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 import yaml
 from fastapi.testclient import TestClient
 from pydantic import ValidationError
@@ -413,3 +414,26 @@ def test_development_is_ready_with_an_empty_repository(make_client, tmp_path: Pa
     empty.mkdir()
     client = make_client(empty)  # waits for ready
     assert client.get("/v2/health/ready").json() == {"ready": True}
+
+
+def test_a_load_that_raises_anything_leaves_a_reason(make_client, tmp_path: Path) -> None:
+    """torch.export's guard (config max_batch_size above the exported range) raises an
+    AssertionError: the server must say why it is not ready, not hang silently."""
+    from serving.demo import export_model  # noqa: PLC0415
+    from tests.support.models import SCALE_CONFIG, Scale  # noqa: PLC0415
+
+    root = tmp_path / "mismatch"
+    export_model(Scale(), torch.zeros(2, 4), 8, root / "scale" / "1" / "model.pt2")
+    (root / "scale" / "config.yaml").write_text(yaml.safe_dump(
+        {**SCALE_CONFIG, "max_batch_size": 16, "warmup": {"batch_sizes": [16]}}))
+    client = make_client(root, wait_ready=False)
+    runtime = client.app.state.runtime
+    deadline = time.monotonic() + 30
+    while runtime.startup_error is None:
+        assert time.monotonic() < deadline, "start-up never said why it is not ready"
+        time.sleep(0.05)
+    assert "model 'scale' failed to load" in runtime.startup_error
+    assert client.get("/v2/health/ready").status_code == 503
+    (row,) = [m for m in runtime.registry.index(ready_only=False) if m["name"] == "scale"]
+    assert row["state"] == "UNAVAILABLE"
+    assert "Guard failed" in row["reason"]
