@@ -43,6 +43,7 @@ class _Pending:
     enqueued: float
     future: asyncio.Future = field(repr=False)
     stats: BatchStats | None = None
+    taken: bool = False  # in a batch that is computing: answered whatever its deadline
 
 
 class DynamicBatcher:
@@ -128,8 +129,12 @@ class DynamicBatcher:
             return await item.future
         try:
             async with asyncio.timeout(timeout_s):
-                return await item.future
+                # Shielded: the timeout must not cancel a batch that is already computing.
+                return await asyncio.shield(item.future)
         except TimeoutError:
+            if item.taken:  # its batch started before the deadline: it runs and is answered
+                return await item.future
+            item.future.cancel()  # still queued: never executed
             raise RequestTimeout(
                 f"request timeout expired after {timeout_s * 1000:.0f} ms "
                 f"waiting for model '{self.label}'") from None
@@ -209,6 +214,7 @@ class DynamicBatcher:
                 continue
             batch_rows = sum(item.rows for item in batch)
             for item in batch:
+                item.taken = True
                 self._m_queue.observe(started - item.enqueued)
                 if item.stats is not None:
                     item.stats.queue_s = started - item.enqueued

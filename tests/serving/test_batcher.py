@@ -361,3 +361,15 @@ async def test_outputs_with_the_wrong_row_count_fail_the_batch_and_leak_nothing(
         assert isinstance(result, InferenceFailed), result
         assert "model 'fake'" in result.message
         assert "output 'y' has 2 rows for a batch of 3" in result.message
+
+
+async def test_a_request_whose_batch_has_started_is_answered_past_its_timeout(make_rig) -> None:
+    """The timeout bounds queueing (Triton's semantics): once its batch is computing, the
+    request is answered, not refused with the GPU time already spent."""
+    rig = make_rig(gated=True, max_queue_delay_ms=0)
+    task = asyncio.create_task(rig.batcher.infer([rows(1)], 0.05))
+    await wait_until(rig.backend.entered.is_set, "the batch runs")
+    await asyncio.sleep(0.15)  # well past the timeout, the forward still running
+    rig.gate.set()
+    check_outputs(rows(1), await asyncio.wait_for(task, WAIT_S))
+    assert rig.backend.seen_ids() == {1}
