@@ -120,5 +120,12 @@ class ClientDisconnected(Exception):
     """The client went away before its request was read: there is no one to answer."""
 
 
+class RequestCancelled(Exception):
+    """The client went away while its request waited or ran: never computed if it was still
+    queued, counted with outcome ``cancelled``, logged with this status."""
+
+    log_status = "cancelled"
+
+
 class ModelConfigError(ValueError):
     """A model's ``config.yaml`` is invalid; the message says where and how to fix it."""

@@ -8,11 +8,14 @@ other request, and the lifespan, to the FastAPI application.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-from serving.errors import ClientDisconnected, ModelNotFound, ServingError
+from serving.errors import ClientDisconnected, ModelNotFound, RequestCancelled, ServingError
 from serving.inference import run_inference
 from serving.predlog.records import status_of
 from serving.protocol import HEADER_LENGTH, decode_request, encode_response
@@ -22,6 +25,32 @@ from serving.routes.errors import render_error, render_internal_error, render_se
 from serving.runtime import Runtime
 
 log = logging.getLogger(__name__)
+
+
+@asynccontextmanager
+async def _cancelled_on_disconnect(receive) -> AsyncIterator[None]:
+    """Cancel the enclosed work when the client disconnects: a queued request is then never
+    computed (its batcher entry is cancelled with it), and ``RequestCancelled`` is raised."""
+    current = asyncio.current_task()
+    gone = False
+
+    async def watch() -> None:
+        nonlocal gone
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone = True
+        current.cancel()
+
+    watcher = asyncio.get_running_loop().create_task(watch())
+    try:
+        yield
+    except asyncio.CancelledError:
+        if not gone:
+            raise  # the server is stopping, not the client leaving
+        current.uncancel()
+        raise RequestCancelled("client went away") from None
+    finally:
+        watcher.cancel()
 
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode("latin-1")  # ASGI header names are lower case
@@ -44,7 +73,7 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
         version = parse_version(model_version)
         body = await read_body(receive, rt.settings.max_request_bytes, declared)
         request = decode_request(body, header_length)
-        async with rt.registry.use(model_name) as model:
+        async with rt.registry.use(model_name) as model, _cancelled_on_disconnect(receive):
             result = await run_inference(model, version, request, rt.cache)
         content, headers = encode_response(model_name, str(result.version), request.id,
                                            result.outputs)
@@ -54,6 +83,10 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
         raise
     except ClientDisconnected:
         label = ""  # the client left before sending its request: nothing to log
+        raise
+    except RequestCancelled as error:  # the client left while its request waited
+        metrics.requests.labels(label, "cancelled").inc()
+        failure = error
         raise
     except Exception as error:  # a bug, not a refusal: still a failed request to count
         metrics.requests.labels(label, "failure").inc()
@@ -98,8 +131,8 @@ class InferFastPath:
                                                   declared, header_length)
         except ServingError as error:
             return await _send(send, *render_serving_error(error))
-        except ClientDisconnected:
-            return
+        except (ClientDisconnected, RequestCancelled):
+            return  # nobody to answer
         except Exception:  # noqa: BLE001 - one request fails, the server goes on
             log.exception("infer failed", extra={"model": match[1]})
             return await _send(send, *render_internal_error())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import threading
 import time
 from collections.abc import Callable
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
+import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 from prometheus_client.parser import text_string_to_metric_families
@@ -247,3 +249,56 @@ def test_an_unexpected_error_is_counted_as_a_failure(make_client, scale_reposito
                                      {"model": "scale", "outcome": "failure"}) == 1
     assert registry.get_sample_value("aiinfra_inference_requests_total",
                                      {"model": "scale", "outcome": "success"}) is None
+
+
+def test_a_queued_request_whose_client_left_is_never_computed(make_client, scale_repository: Path,
+                                                             monkeypatch) -> None:
+    """Ray Serve cancels on disconnect; so do we: the queued request is dropped, counted as
+    cancelled, and its batch slot goes to someone who is still waiting."""
+    client = make_client(scale_repository)
+    batcher, gate, entered = gate_instance(client, monkeypatch)
+    seen: list[np.ndarray] = []
+    backend = batcher._instances[0]
+    gated = backend.forward
+
+    def recording(arrays):
+        seen.append(arrays[0].copy())
+        return gated(arrays)
+
+    monkeypatch.setattr(backend, "forward", recording)
+    body = orjson.dumps(infer_body(1, start=500.0))
+    sent: list[dict] = []
+    delivered: list[bool] = []
+
+    async def leaves_after_a_while():
+        if not delivered:
+            delivered.append(True)
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.sleep(0.2)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+             "method": "POST", "scheme": "http", "path": "/v2/models/scale/infer",
+             "raw_path": b"/v2/models/scale/infer", "query_string": b"", "root_path": "",
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+             "headers": [(b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())]}
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            held = pool.submit(client.post, "/v2/models/scale/infer", json=infer_body(1))
+            assert entered.wait(WAIT_S), "the first request never reached the backend"
+            client.portal.call(client.app, scope, leaves_after_a_while, send)
+        finally:
+            gate.set()
+        assert held.result(WAIT_S).status_code == 200
+    assert sent == []  # nobody to answer
+    assert all(batch[0, 0] != 500.0 for batch in seen), "the abandoned request was computed"
+    registry = client.app.state.runtime.metrics.registry
+    assert registry.get_sample_value("aiinfra_inference_requests_total",
+                                     {"model": "scale", "outcome": "cancelled"}) == 1
+    assert registry.get_sample_value("aiinfra_inference_requests_total",
+                                     {"model": "scale", "outcome": "success"}) == 1
+    assert registry.get_sample_value("aiinfra_inflight_requests", {"model": "scale"}) == 0
