@@ -42,7 +42,10 @@ class InferRequest:
 
     @property
     def binary_output(self) -> bool:
-        return bool(self.parameters.get("binary_data_output", False))
+        value = self.parameters.get("binary_data_output", False)
+        if not isinstance(value, bool):  # "false" is truthy: never guess
+            raise InvalidInput("parameter 'binary_data_output' must be true or false")
+        return value
 
     @property
     def use_cache(self) -> bool:
@@ -182,7 +185,9 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     parameters = header.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise InvalidInput("'parameters' must be an object")
-    return InferRequest(request_id, parameters, inputs, _requested_outputs(header))
+    request = InferRequest(request_id, parameters, inputs, _requested_outputs(header))
+    _ = request.binary_output  # refuse a bad flag before the request is computed
+    return request
 
 
 def _requested_outputs(header: dict) -> list[RequestedOutput] | None:
@@ -195,11 +200,16 @@ def _requested_outputs(header: dict) -> list[RequestedOutput] | None:
     for raw in raw_outputs:
         if not isinstance(raw, dict) or not isinstance(raw.get("name"), str):
             raise InvalidInput("each requested output must be an object with a string 'name'")
+        name = raw["name"]
+        if any(out.name == name for out in outputs):
+            raise InvalidInput(f"output '{name}' is requested twice")
         parameters = raw.get("parameters") or {}
         if not isinstance(parameters, dict):
-            raise InvalidInput(f"output '{raw['name']}': 'parameters' must be an object")
+            raise InvalidInput(f"output '{name}': 'parameters' must be an object")
         binary = parameters.get("binary_data")
-        outputs.append(RequestedOutput(raw["name"], None if binary is None else bool(binary)))
+        if binary is not None and not isinstance(binary, bool):
+            raise InvalidInput(f"output '{name}': 'binary_data' must be true or false")
+        outputs.append(RequestedOutput(name, binary))
     return outputs
 
 

@@ -37,7 +37,7 @@ async def _cancelled_on_disconnect(receive) -> AsyncIterator[None]:
     async def watch() -> None:
         nonlocal gone
         while (await receive())["type"] != "http.disconnect":
-            pass
+            await asyncio.sleep(0)  # a receive that answers at once must not starve the loop
         gone = True
         current.cancel()
 
@@ -87,6 +87,10 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
     except RequestCancelled as error:  # the client left while its request waited
         metrics.requests.labels(label, "cancelled").inc()
         failure = error
+        raise
+    except asyncio.CancelledError:  # the server gave up on it (shutdown's grace ran out)
+        metrics.requests.labels(label, "cancelled").inc()
+        failure = RequestCancelled("cancelled by the server")
         raise
     except Exception as error:  # a bug, not a refusal: still a failed request to count
         metrics.requests.labels(label, "failure").inc()

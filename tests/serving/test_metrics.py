@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
 import time
 from collections.abc import Callable
@@ -302,3 +303,45 @@ def test_a_queued_request_whose_client_left_is_never_computed(make_client, scale
     assert registry.get_sample_value("aiinfra_inference_requests_total",
                                      {"model": "scale", "outcome": "success"}) == 1
     assert registry.get_sample_value("aiinfra_inflight_requests", {"model": "scale"}) == 0
+
+
+def test_a_request_cancelled_by_the_server_is_logged_as_cancelled(
+        make_client, scale_repository: Path, monkeypatch) -> None:
+    """uvicorn cancels handlers it gives up on (its graceful-shutdown timeout): such a request
+    is neither a success nor silently 'ok' in the prediction log."""
+    from serving.routes.infer import handle_infer  # noqa: PLC0415
+
+    client = make_client(scale_repository)
+    runtime = client.app.state.runtime
+    records: list[dict] = []
+    monkeypatch.setattr(runtime, "predlog", type("Log", (), {
+        "record": staticmethod(lambda **kw: records.append(kw)), "publish": lambda self: None,
+        "close": lambda self: asyncio.sleep(0)})())
+    _, gate, entered = gate_instance(client, monkeypatch)
+    body = orjson.dumps(infer_body(1))
+    sent_body: list[bool] = []
+
+    async def receive():  # as ASGI servers do: after the body, wait until the client leaves
+        if not sent_body:
+            sent_body.append(True)
+            return {"type": "http.request", "body": body, "more_body": False}
+        await asyncio.Event().wait()
+
+    async def cancelled_while_running() -> None:
+        task = asyncio.create_task(handle_infer(runtime, "scale", None, receive, len(body), None))
+        while not entered.is_set():
+            await asyncio.sleep(0.01)
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+    try:
+        client.portal.call(cancelled_while_running)
+    finally:
+        gate.set()
+    assert [r["status"] for r in records] == ["cancelled"]
+    registry = runtime.metrics.registry
+    assert registry.get_sample_value("aiinfra_inference_requests_total",
+                                     {"model": "scale", "outcome": "cancelled"}) == 1
+    assert registry.get_sample_value("aiinfra_inference_requests_total",
+                                     {"model": "scale", "outcome": "success"}) is None

@@ -522,3 +522,27 @@ def test_header_length_zero_is_unsupported() -> None:
         "raw binary requests (Inference-Header-Content-Length: 0) are not supported; "
         "send a JSON header first")
     assert info.value.status == 501
+
+
+@pytest.mark.parametrize(("where", "value"), [
+    ("request", "false"), ("request", 0), ("request", "true"),
+    ("output", "false"), ("output", 1)])
+def test_binary_data_flags_are_json_booleans(where: str, value) -> None:
+    """The string "false" is truthy: taken as given it would turn binary output on."""
+    header = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}]}
+    if where == "request":
+        header["parameters"] = {"binary_data_output": value}
+        with pytest.raises(InvalidInput, match="parameter 'binary_data_output' must be true "
+                                               "or false"):
+            decode_request(json_body(header), None)  # refused before anything is computed
+    else:
+        header["outputs"] = [{"name": "y", "parameters": {"binary_data": value}}]
+        with pytest.raises(InvalidInput, match="output 'y': 'binary_data' must be true or false"):
+            decode_request(json_body(header), None)
+
+
+def test_an_output_asked_for_twice_is_refused() -> None:
+    header = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}],
+              "outputs": [{"name": "y"}, {"name": "y"}]}
+    with pytest.raises(InvalidInput, match="output 'y' is requested twice"):
+        decode_request(json_body(header), None)
