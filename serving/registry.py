@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import fnmatch
 import logging
+import math
 import time
 from collections import OrderedDict
 from collections.abc import AsyncIterator
@@ -73,6 +74,7 @@ class ModelRegistry:
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._errors: dict[str, str] = {}
+        self._failed_at: dict[str, float] = {}
         self._held_unloaded: set[str] = set()
 
     # -- queries -------------------------------------------------------------------------
@@ -119,6 +121,13 @@ class ModelRegistry:
                 f"model '{name}' was unloaded by an operator; "
                 f"POST /v2/repository/models/{name}/load to serve it again")
         self.repository.model_dir(name)  # 404 before taking a lock for a bogus name
+        failed_at = self._failed_at.get(name)
+        if failed_at is not None:
+            wait = self.settings.load_retry_s - (time.monotonic() - failed_at)
+            if wait > 0:  # remembered: no rebuild on every request
+                raise ModelNotReady(
+                    f"model '{name}' failed to load: {self._errors.get(name, '')}; next try "
+                    f"in {math.ceil(wait)} s", headers={"Retry-After": str(math.ceil(wait))})
         return await self.load(name, explicit=False)
 
     # -- control -------------------------------------------------------------------------
@@ -141,10 +150,14 @@ class ModelRegistry:
                 # of them may leave the model silently unloaded (cancellation still passes).
                 reason = str(exc) or type(exc).__name__
                 self._errors[name] = reason
+                self._failed_at[name] = time.monotonic()
                 log.error("model load failed", exc_info=not isinstance(
                     exc, ModelConfigError | OSError), extra={"model": name, "error": reason})
-                raise ModelNotReady(f"model '{name}' failed to load: {reason}") from exc
+                raise ModelNotReady(
+                    f"model '{name}' failed to load: {reason}", headers={
+                        "Retry-After": str(max(self.settings.load_retry_s, 1))}) from exc
             self._errors.pop(name, None)
+            self._failed_at.pop(name, None)
             batchers = {
                 version: DynamicBatcher(name, config, instances, self.metrics,
                                         overload_status=self.settings.overload_status,

@@ -49,6 +49,9 @@ class Settings(BaseSettings):
 
     overload_status: Literal[503, 429] = 503
     retry_after_s: int = Field(1, ge=0)
+    # After a failed lazy load, requests get 503 with Retry-After for this long before the
+    # model is built again (an explicit load through repository control retries at once).
+    load_retry_s: int = Field(30, ge=0)
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     grace_period_s: float = Field(30.0, ge=0)
 

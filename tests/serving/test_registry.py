@@ -437,3 +437,36 @@ def test_a_load_that_raises_anything_leaves_a_reason(make_client, tmp_path: Path
     (row,) = [m for m in runtime.registry.index(ready_only=False) if m["name"] == "scale"]
     assert row["state"] == "UNAVAILABLE"
     assert "Guard failed" in row["reason"]
+
+
+def test_a_broken_model_is_not_rebuilt_on_every_request(make_client, tmp_path: Path,
+                                                        monkeypatch) -> None:
+    """Lazy loads remember a failure: requests within the back-off get 503 with Retry-After at
+    once instead of each rebuilding the model (for TensorRT, an engine build)."""
+    from serving import registry as registry_module  # noqa: PLC0415
+    from serving.demo import export_model  # noqa: PLC0415
+    from tests.support.models import SCALE_CONFIG, Scale  # noqa: PLC0415
+
+    root = tmp_path / "broken"
+    export_model(Scale(), torch.zeros(2, 4), 8, root / "scale" / "1" / "model.pt2")
+    (root / "scale" / "config.yaml").write_text(yaml.safe_dump(
+        {**SCALE_CONFIG, "max_batch_size": 16, "warmup": {"batch_sizes": [16]}}))
+    builds: list[str] = []
+    real = registry_module._build_instances
+
+    def counted(*args):
+        builds.append(args[-1])
+        return real(*args)
+
+    monkeypatch.setattr(registry_module, "_build_instances", counted)
+    client = make_client(root, load_models=[], load_retry_s=60)
+    body = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1] * 4}]}
+    first = client.post("/v2/models/scale/infer", json=body)
+    assert first.status_code == 503
+    assert "failed to load" in first.json()["error"]
+    again = [client.post("/v2/models/scale/infer", json=body) for _ in range(3)]
+    assert builds == ["scale"]  # one build, not four
+    for response in again:
+        assert response.status_code == 503
+        assert "failed to load" in response.json()["error"]
+        assert 0 < int(response.headers["retry-after"]) <= 60
