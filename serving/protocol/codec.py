@@ -109,9 +109,15 @@ def _from_json(name: str, datatype: str, data: object, shape: tuple[int, ...]) -
         raise InvalidInput(f"input '{name}': {array.size} values in 'data' but shape "
                            f"{list(shape)} needs {count}")
     try:
-        return array.astype(dtype, copy=False).reshape(shape)
+        with np.errstate(over="ignore"):  # checked below, where it matters
+            converted = array.astype(dtype, copy=False).reshape(shape)
     except OverflowError:
         raise InvalidInput(f"input '{name}': a value is out of range for {datatype}") from None
+    # A finite JSON number beyond FP32/FP16 would silently become ±inf.
+    if (dtype.kind == "f" and converted.size and converted.dtype != array.dtype
+            and (np.isinf(converted) & np.isfinite(array.reshape(shape))).any()):
+        raise InvalidInput(f"input '{name}': a value is out of range for {datatype}")
+    return converted
 
 
 def decode_request(body: bytes, header_length: str | None) -> InferRequest:

@@ -546,3 +546,21 @@ def test_an_output_asked_for_twice_is_refused() -> None:
               "outputs": [{"name": "y"}, {"name": "y"}]}
     with pytest.raises(InvalidInput, match="output 'y' is requested twice"):
         decode_request(json_body(header), None)
+
+
+@pytest.mark.parametrize(("datatype", "value"), [("FP32", 1e39), ("FP16", 70000.0),
+                                                 ("FP32", -3.5e38)])
+def test_a_float_out_of_its_types_range_is_refused_not_made_infinite(datatype: str,
+                                                                     value: float) -> None:
+    header = {"inputs": [{"name": "x", "datatype": datatype, "shape": [2],
+                          "data": [value, 0.0]}]}
+    with pytest.raises(InvalidInput, match=f"input 'x': a value is out of range for {datatype}"):
+        decode_request(json_body(header), None)
+
+
+def test_floats_within_range_and_fp64_pass() -> None:
+    header = {"inputs": [{"name": "x", "datatype": "FP64", "shape": [2], "data": [1e39, 0.0]},
+                         {"name": "y", "datatype": "FP32", "shape": [1], "data": [3.4e38]}]}
+    request = decode_request(json_body(header), None)
+    assert request.inputs[0].array[0] == 1e39
+    assert np.isfinite(request.inputs[1].array).all()
