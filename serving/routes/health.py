@@ -41,11 +41,13 @@ async def model_metadata(request: Request, model_name: str,
     except ModelConfigError as exc:  # a ValueError: would leave as a bare 500
         raise ModelNotReady(f"model '{model_name}' is unavailable: {exc}") from None
     version = parse_version(model_version)
-    versions = [str(v.version) for v in served]
+    loaded = registry.loaded(model_name)
+    # What is served: a loaded model's versions; a model not loaded yet, what would load.
+    versions = ([str(v) for v in sorted(loaded.batchers)] if loaded is not None
+                else [str(v.version) for v in served])
     if version is not None and str(version) not in versions:
         raise ModelNotFound(f"model '{model_name}' has no version {version}; "
                             f"served: {', '.join(versions)}")
-    loaded = registry.loaded(model_name)
     body = {
         "name": model_name,
         "versions": versions,

@@ -495,3 +495,18 @@ def test_the_runtime_never_builds_the_demo_repository(tmp_path: Path) -> None:
     with pytest.raises(FileNotFoundError, match="demo repository .*not-built is not built"):
         client.__enter__()
     assert not (tmp_path / "not-built").exists()
+
+
+def test_metadata_lists_the_versions_being_served_not_those_on_disk(
+        tmp_path: Path, make_client: MakeClient) -> None:
+    """A new version directory is not served until the model is (re)loaded: metadata must
+    not advertise it, nor answer 200 for it, while infer on it is a 404."""
+    root = tmp_path / "versions"
+    write_model(root, "scale", SCALE_CONFIG, version=1)
+    client = make_client(root)
+    write_model(root, "scale", SCALE_CONFIG, module=Triple(), version=2)
+    assert client.get("/v2/models/scale").json()["versions"] == ["1"]
+    assert client.get("/v2/models/scale/versions/2").status_code == 404
+    infer_v2 = client.post("/v2/models/scale/versions/2/infer",
+                           json={"inputs": [x_input([[1, 1, 1, 1]])]})
+    assert infer_v2.status_code == 404
