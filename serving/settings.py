@@ -119,6 +119,11 @@ class Settings(BaseSettings):
                     "16 characters (e.g. `openssl rand -hex 32`): loading and unloading models "
                     "is an operator's act"
                 )
+        if self.repository_control and self.workers > 1:
+            raise ValueError(
+                "AIINFRA_REPOSITORY_CONTROL needs AIINFRA_WORKERS=1: each worker has its own "
+                "registry, so a load or unload would reach one worker while the others kept "
+                "serving (run more replicas instead of more workers)")
         if self.environment == "production" and self.model_repository is None:
             raise ValueError(
                 "AIINFRA_ENVIRONMENT=production needs AIINFRA_MODEL_REPOSITORY: the demo "

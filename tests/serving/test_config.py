@@ -265,3 +265,14 @@ def test_missing_repository_directory(tmp_path: Path) -> None:
     assert str(info.value) == (
         f"model repository {tmp_path / 'nope'} does not exist: set AIINFRA_MODEL_REPOSITORY "
         "to a directory holding <model>/config.yaml")
+
+
+def test_repository_control_refuses_several_workers() -> None:
+    """Each uvicorn worker has its own registry: an unload would reach one of them and answer
+    200 while the others keep serving."""
+    from serving.settings import Settings  # noqa: PLC0415
+
+    with pytest.raises(ValueError, match="AIINFRA_REPOSITORY_CONTROL needs AIINFRA_WORKERS=1"):
+        Settings(workers=2, repository_control=True, control_token="t" * 32)
+    assert Settings(workers=2).workers == 2
+    assert Settings(workers=1, repository_control=True, control_token="t" * 32).workers == 1
