@@ -193,6 +193,9 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         raise InvalidInput("'parameters' must be an object")
     request = InferRequest(request_id, parameters, inputs, _requested_outputs(header))
     _ = request.binary_output  # refuse a bad flag before the request is computed
+    if parameters.get("priority", 0) not in (0, None):
+        raise Unsupported("parameter 'priority' is not supported: every request is queued in "
+                          "arrival order")
     return request
 
 

@@ -11,12 +11,16 @@ from serving.routes.json import JSONBody
 
 router = APIRouter()
 
-EXTENSIONS = ["binary_tensor_data", "schedule_policy", "model_repository"]
+# schedule_policy: the `timeout` parameter (a nonzero `priority` is refused, not ignored).
+EXTENSIONS = ["binary_tensor_data", "schedule_policy"]
 
 
 @router.get("/v2")
-async def server_metadata() -> JSONBody:
-    return JSONBody({"name": "aiinfra", "version": __version__, "extensions": EXTENSIONS})
+async def server_metadata(request: Request) -> JSONBody:
+    extensions = list(EXTENSIONS)
+    if runtime(request).settings.repository_control:  # otherwise every call answers 403
+        extensions.append("model_repository")
+    return JSONBody({"name": "aiinfra", "version": __version__, "extensions": extensions})
 
 
 @router.get("/v2/health/live")

@@ -83,8 +83,7 @@ def test_server_metadata(client: TestClient) -> None:
     response = client.get("/v2")
     assert response.status_code == 200
     assert response.json() == {"name": "aiinfra", "version": __version__,
-                               "extensions": ["binary_tensor_data", "schedule_policy",
-                                              "model_repository"]}
+                               "extensions": ["binary_tensor_data", "schedule_policy"]}
 
 
 def test_health(client: TestClient) -> None:
@@ -510,3 +509,21 @@ def test_metadata_lists_the_versions_being_served_not_those_on_disk(
     infer_v2 = client.post("/v2/models/scale/versions/2/infer",
                            json={"inputs": [x_input([[1, 1, 1, 1]])]})
     assert infer_v2.status_code == 404
+
+
+def test_server_metadata_advertises_only_what_this_server_does(
+        tmp_path: Path, make_client: MakeClient) -> None:
+    root = tmp_path / "repository"
+    write_model(root, "scale", SCALE_CONFIG)
+    closed = make_client(root).get("/v2").json()["extensions"]
+    assert "model_repository" not in closed  # every call would answer 403
+    opened = make_client(root, repository_control=True, control_token="t" * 32).get(
+        "/v2").json()["extensions"]
+    assert "model_repository" in opened
+
+
+def test_a_priority_is_refused_rather_than_ignored(client: TestClient) -> None:
+    response = client.post(INFER, json={"inputs": [x_input([[1, 1, 1, 1]])],
+                                        "parameters": {"priority": 1}})
+    assert_error(response, 501, "parameter 'priority' is not supported: every request is "
+                                "queued in arrival order")
