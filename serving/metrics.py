@@ -53,8 +53,9 @@ class ServingMetrics:
         self.rejections = Counter(
             "aiinfra_rejections", "Requests refused, by reason", ["model", "reason"], registry=r)
         self.request_seconds = Histogram(
-            "aiinfra_request_duration_seconds", "Time from request received to response ready",
-            ["model"], buckets=LATENCY_BUCKETS, registry=r)
+            "aiinfra_request_duration_seconds", "Time from request received to response ready, "
+            "by outcome (success, failure, cancelled)",
+            ["model", "outcome"], buckets=LATENCY_BUCKETS, registry=r)
         self.queue_seconds = Histogram(
             "aiinfra_queue_duration_seconds", "Time a request waited in the model's queue",
             ["model"], buckets=LATENCY_BUCKETS, registry=r)

@@ -26,7 +26,7 @@ REQUEST_DURATION = "aiinfra_request_duration_seconds"
 ALERTS = [
     {"alert": "AiinfraLatencySLO",
      "expr": "histogram_quantile(0.95, sum by (le, model) (rate("
-             "aiinfra_request_duration_seconds_bucket[5m]))) > 0.5",
+             'aiinfra_request_duration_seconds_bucket{outcome="success"}[5m]))) > 0.5',
      "for": "10m", "labels": {"severity": "warning"},
      "annotations": {"summary": "p95 inference latency of {{ $labels.model }} over 500 ms"}},
     {"alert": "AiinfraErrorRate",
@@ -52,7 +52,7 @@ def dashboard() -> dict:
         ("Requests/s by outcome",
          "sum by (model, outcome) (rate(aiinfra_inference_requests_total[1m]))"),
         ("p95 latency", "histogram_quantile(0.95, sum by (le, model) "
-                        "(rate(aiinfra_request_duration_seconds_bucket[5m])))"),
+                        '(rate(aiinfra_request_duration_seconds_bucket{outcome="success"}[5m])))'),
         ("Queue depth", f"sum by (model) ({QUEUE_DEPTH})"),
         ("Average batch size",
          "sum by (model) (rate(aiinfra_inferences_total[5m]))"

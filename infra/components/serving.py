@@ -44,7 +44,8 @@ SERVING_SERIES = f'namespace="{NAMESPACE}",service="{APP}"'
 QUEUE_DEPTH_QUERY = f"sum({QUEUE_DEPTH}{{{SERVING_SERIES}}})"
 # p95 of every request the pods answered over the last 2 minutes (8 scrapes of 15 s).
 P95_LATENCY_QUERY = (f"histogram_quantile(0.95, sum by (le) "
-                     f"(rate({REQUEST_DURATION}_bucket{{{SERVING_SERIES}}}[2m])))")
+                     f'(rate({REQUEST_DURATION}_bucket{{{SERVING_SERIES},outcome="success"}}'
+                     f"[2m])))")
 # How often KEDA reads the triggers itself (to activate or idle the Deployment): the scrape
 # interval. Between 1 and N replicas the HPA that KEDA makes polls them on its own period.
 POLLING_INTERVAL_S = 15

@@ -67,6 +67,7 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
     in_flight = metrics.in_flight.labels(label)
     in_flight.inc()
     version = request = result = failure = None
+    outcome = "failure"
     try:
         if not label:
             raise ModelNotFound(f"model '{model_name}' is not in the repository")
@@ -77,6 +78,7 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
             result = await run_inference(model, version, request, rt.cache)
         content, headers = encode_response(model_name, str(result.version), request.id,
                                            result.outputs)
+        outcome = "success"
     except ServingError as error:
         rt.count_failure(label, error)
         failure = error
@@ -85,25 +87,25 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
         label = ""  # the client left before sending its request: nothing to log
         raise
     except RequestCancelled as error:  # the client left while its request waited
-        metrics.requests.labels(label, "cancelled").inc()
-        failure = error
+        outcome, failure = "cancelled", error
         raise
     except asyncio.CancelledError:  # the server gave up on it (shutdown's grace ran out)
-        metrics.requests.labels(label, "cancelled").inc()
-        failure = RequestCancelled("cancelled by the server")
+        outcome, failure = "cancelled", RequestCancelled("cancelled by the server")
         raise
     except Exception as error:  # a bug, not a refusal: still a failed request to count
-        metrics.requests.labels(label, "failure").inc()
         failure = error
         raise
     finally:
         in_flight.dec()
+        elapsed = time.perf_counter() - started
+        if label:  # every outcome is counted and timed (a refusal was counted above)
+            if outcome != "failure" or not isinstance(failure, ServingError):
+                metrics.requests.labels(label, outcome).inc()
+            metrics.request_seconds.labels(label, outcome).observe(elapsed)
         if rt.predlog is not None and label:
             rt.predlog.record(created_at=created_at, model=model_name,
-                              status=status_of(failure), latency_s=time.perf_counter() - started,
+                              status=status_of(failure), latency_s=elapsed,
                               request=request, result=result, version=version)
-    metrics.requests.labels(label, "success").inc()
-    metrics.request_seconds.labels(label).observe(time.perf_counter() - started)
     return content, headers
 
 

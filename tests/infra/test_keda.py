@@ -124,7 +124,7 @@ def test_p95_latency_is_a_guardrail(graphs, stack: str) -> None:
     assert metadata["serverAddress"] == PROMETHEUS
     assert metadata["query"] == (
         "histogram_quantile(0.95, sum by (le) "
-        f"(rate(aiinfra_request_duration_seconds_bucket{{{SERIES}}}[2m])))")
+        f'(rate(aiinfra_request_duration_seconds_bucket{{{SERIES},outcome="success"}}[2m])))')
     assert float(metadata["threshold"]) == graph.config.serving.p95_latency_target_s == 0.4
     assert float(metadata["activationThreshold"]) >= 0
     # KEDA's default: the NaN of a quiet window reads 0 instead of failing the trigger.

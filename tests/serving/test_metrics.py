@@ -126,7 +126,9 @@ def test_metrics_count_every_request_batch_and_rejection(make_client, small_queu
         ("aiinfra_batch_size_count", scale_, executions),
         ("aiinfra_batch_size_sum", scale_, samples),
         ("aiinfra_batch_size_bucket", {**scale_, "le": "2.0"}, executions - 2),  # two of 3 rows
-        ("aiinfra_request_duration_seconds_count", scale_, successes),
+        ("aiinfra_request_duration_seconds_count", {**scale_, "outcome": "success"},
+         successes),
+        ("aiinfra_request_duration_seconds_count", {**scale_, "outcome": "failure"}, 2),
         ("aiinfra_queue_duration_seconds_count", scale_, successes),
         ("aiinfra_compute_duration_seconds_count", scale_, executions),
         ("aiinfra_rejections_total", {**scale_, "reason": "invalid"}, 1),
@@ -303,6 +305,8 @@ def test_a_queued_request_whose_client_left_is_never_computed(make_client, scale
     assert registry.get_sample_value("aiinfra_inference_requests_total",
                                      {"model": "scale", "outcome": "success"}) == 1
     assert registry.get_sample_value("aiinfra_inflight_requests", {"model": "scale"}) == 0
+    assert registry.get_sample_value("aiinfra_request_duration_seconds_count",
+                                     {"model": "scale", "outcome": "cancelled"}) == 1
 
 
 def test_a_request_cancelled_by_the_server_is_logged_as_cancelled(
@@ -340,6 +344,8 @@ def test_a_request_cancelled_by_the_server_is_logged_as_cancelled(
     finally:
         gate.set()
     assert [r["status"] for r in records] == ["cancelled"]
+    assert runtime.metrics.registry.get_sample_value(
+        "aiinfra_request_duration_seconds_count", {"model": "scale", "outcome": "cancelled"}) == 1
     registry = runtime.metrics.registry
     assert registry.get_sample_value("aiinfra_inference_requests_total",
                                      {"model": "scale", "outcome": "cancelled"}) == 1
