@@ -187,6 +187,10 @@ class Monitoring(_Model):
     retention_days: int = Field(7, ge=1)
     storage_gib: int = Field(20, ge=5)
     grafana: bool = True
+    # Where Alertmanager sends alerts; the URL (or PagerDuty routing key) is the Pulumi secret
+    # `aiinfra:alertReceiverUrl` (`pulumi config set --secret`), never in the stack file.
+    alert_receiver: Literal["none", "slack", "webhook", "pagerduty"] = "none"
+    alert_channel: str = "#ml-serving-alerts"  # Slack only
 
 
 class Serving(_Model):
@@ -316,6 +320,9 @@ class StackConfig(_Model):
                             "single replica are for dev and staging)")
         if self.nat_gateways != "per-az":
             problems.append("natGateways must be per-az (one NAT per AZ survives an AZ loss)")
+        if self.monitoring.alert_receiver == "none":
+            problems.append("monitoring.alertReceiver must name a receiver (slack, webhook or "
+                            "pagerduty): the chart's default route sends alerts nowhere")
         if self.cache.replicas < 1:
             problems.append("cache.replicas must be at least 1 (automatic failover)")
         if not any(p.capacity in ("on-demand", "reserved") for p in self.gpu_pools):

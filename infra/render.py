@@ -17,6 +17,8 @@ import yaml
 from infra.config import PROJECT, StackConfig, parse_stack_config
 
 STACKS = ("dev", "staging", "prod")
+# Config secrets the program reads that only an operator holds (never in a stack file).
+OPERATOR_SECRETS = ("alertReceiverUrl",)
 
 
 def project_dir(start: Path | None = None) -> Path:
@@ -43,7 +45,7 @@ def stack_values(stack: str, root: Path | None = None) -> dict[str, object]:
     stack_file = yaml.safe_load(path.read_text()) or {}
     for key, value in (stack_file.get("config") or {}).items():
         namespace, _, name = key.partition(":")
-        if namespace == PROJECT:
+        if namespace == PROJECT and name not in OPERATOR_SECRETS:
             values[name] = value
         elif key == "aws:region":
             values["region"] = value
@@ -211,7 +213,11 @@ def render(stack: str, root: Path | None = None) -> Graph:
     pulumi.runtime.set_all_config(
         {f"{PROJECT}:{key}": value if isinstance(value, str) else json.dumps(value)
          for key, value in values.items() if key != "region"}
-        | {"aws:region": config.region})
+        | {"aws:region": config.region}
+        # Secrets an operator sets with `pulumi config set --secret`: offline, their presence
+        # is assumed (a preview never needs their values).
+        | {f"{PROJECT}:{name}": SECRET for name in OPERATOR_SECRETS if name not in values},
+        secret_keys=[f"{PROJECT}:{name}" for name in OPERATOR_SECRETS])
     _ensure_event_loop()
     pulumi.runtime.set_mocks(RecordingMocks(), project=PROJECT, stack=stack, preview=False,
                              monitor=RecordingMonitor(RecordingMocks()))

@@ -21,6 +21,17 @@ ON_SYSTEM_NODES = {"aiinfra.io/pool": "system"}
 # kube-prometheus-stack's Prometheus Service (release name + "-prometheus"), as KEDA reads it.
 PROMETHEUS_URL = f"http://kube-prometheus-stack-prometheus.{NAMESPACE}.svc:9090"
 QUEUE_DEPTH = "aiinfra_queue_depth"
+# The receiver's URL or key, mounted from a Secret; Alertmanager reads it from this file.
+RECEIVER_SECRET = "alert-receiver"
+RECEIVER_FILE = f"/etc/alertmanager/secrets/{RECEIVER_SECRET}/url"
+RECEIVER_CONFIGS = {
+    "slack": lambda channel: {"slack_configs": [{"api_url_file": RECEIVER_FILE,
+                                                 "channel": channel, "send_resolved": True}]},
+    "webhook": lambda _: {"webhook_configs": [{"url_file": RECEIVER_FILE,
+                                               "send_resolved": True}]},
+    "pagerduty": lambda _: {"pagerduty_configs": [{"routing_key_file": RECEIVER_FILE,
+                                                   "send_resolved": True}]},
+}
 REQUEST_DURATION = "aiinfra_request_duration_seconds"
 
 ALERTS = [
@@ -95,6 +106,8 @@ class Monitoring(pulumi.ComponentResource):
             string_data={"admin-user": "admin",
                          "admin-password": pulumi.Output.secret(grafana_password.result)},
             opts=k8s_child(self, provider, depends_on=[namespace]))
+        self.name = args.name
+        alertmanager, receiver_secret = self._alertmanager(config, provider, namespace)
         self.stack = k8s.helm.v3.Release(
             f"{args.name}-kube-prometheus-stack", name="kube-prometheus-stack",
             namespace=NAMESPACE, chart="kube-prometheus-stack",
@@ -121,9 +134,10 @@ class Monitoring(pulumi.ComponentResource):
                                       "passwordKey": "admin-password"},
                             "sidecar": {"dashboards": {"enabled": True,
                                                        "label": "grafana_dashboard"}}},
-                "alertmanager": {"enabled": True},
+                "alertmanager": alertmanager,
             },
-            opts=k8s_child(self, provider, depends_on=[namespace, *args.depends_on]))
+            opts=k8s_child(self, provider, depends_on=[namespace, *args.depends_on,
+                                                       *receiver_secret]))
         # KEDA: its operator turns each ScaledObject into an HPA and serves that HPA's metrics
         # (external.metrics.k8s.io) from its Prometheus triggers; the chart installs the
         # keda.sh CRDs. Its pods meet the restricted Pod Security Standard.
@@ -154,3 +168,30 @@ class Monitoring(pulumi.ComponentResource):
             data={"aiinfra-serving.json": json.dumps(dashboard())},
             opts=k8s_child(self, provider, depends_on=[namespace]))
         self.register_outputs({})
+
+    def _alertmanager(self, config, provider, namespace) -> tuple[dict, list]:
+        """Alertmanager's values: a route to the stack's receiver, whose URL Alertmanager reads
+        from a mounted Secret (the Pulumi secret ``aiinfra:alertReceiverUrl``)."""
+        if config.alert_receiver == "none":
+            return {"enabled": True}, []
+        url = pulumi.Config("aiinfra").get_secret("alertReceiverUrl")
+        if url is None:
+            raise ValueError(f"monitoring.alertReceiver is {config.alert_receiver}: set its URL "
+                             "with `pulumi config set --secret aiinfra:alertReceiverUrl URL`")
+        secret = k8s.core.v1.Secret(
+            f"{self.name}-alert-receiver", metadata={"name": RECEIVER_SECRET,
+                                                      "namespace": NAMESPACE},
+            string_data={"url": url}, opts=k8s_child(self, provider, depends_on=[namespace]))
+        receiver = {"name": "aiinfra",
+                    **RECEIVER_CONFIGS[config.alert_receiver](config.alert_channel)}
+        values = {
+            "enabled": True,
+            "alertmanagerSpec": {"secrets": [RECEIVER_SECRET]},
+            "config": {
+                "route": {"receiver": "aiinfra", "group_by": ["alertname", "model"],
+                          "routes": [{"receiver": "null",
+                                      "matchers": ['alertname = "Watchdog"']}]},
+                "receivers": [{"name": "null"}, receiver],
+            },
+        }
+        return values, [secret]

@@ -430,3 +430,37 @@ def test_33_compiler_caches_stay_off_the_memory_backed_tmp(graphs, stack: str) -
         path = env.get(variable) or "/tmp"
         (volume,) = [v for root, v in mounts.items() if path.startswith(root.rstrip("/") + "/")]
         assert (volume.get("emptyDir") or {}).get("medium") != "Memory", variable
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_18_alerts_reach_a_receiver(graphs, stack: str) -> None:
+    """The chart's default Alertmanager route ends in a 'null' receiver: every alert would
+    fire into nothing. Stacks name a receiver; its URL is a Pulumi secret, mounted from a
+    Kubernetes Secret and read by Alertmanager from a file (never in the chart's values)."""
+    graph = graphs[stack]
+    release = _one(graph, "kubernetes:helm.sh/v3:Release", "kube-prometheus-stack")
+    alertmanager = release.inputs["values"]["alertmanager"]
+    config = alertmanager["config"]
+    receivers = {r["name"]: r for r in config["receivers"]}
+    route = config["route"]["receiver"]
+    assert route != "null"
+    receiver = receivers[route]
+    (kind,) = [k for k in receiver if k.endswith("_configs")]
+    (entry,) = receiver[kind]
+    (path,) = [v for k, v in entry.items() if k.endswith("_file")]
+    secret_name = path.split("/")[4]  # /etc/alertmanager/secrets/<secret>/<key>
+    assert secret_name in alertmanager["alertmanagerSpec"]["secrets"]
+    (secret,) = [r for r in graph.of_type("kubernetes:core/v1:Secret")
+                 if r.inputs["metadata"]["name"] == secret_name]
+    assert secret.inputs["stringData"][path.rsplit("/", 1)[1]] == "[secret]"
+    assert waits_for(graph, release, secret)
+
+
+def test_18_prod_refuses_alerts_that_go_nowhere() -> None:
+    from infra.config import ConfigError, parse_stack_config  # noqa: PLC0415
+    from infra.render import stack_values  # noqa: PLC0415
+
+    values = stack_values("prod")
+    with pytest.raises(ConfigError, match="monitoring.alertReceiver must name a receiver"):
+        parse_stack_config({**values, "monitoring": {**values["monitoring"],
+                                                     "alertReceiver": "none"}})
