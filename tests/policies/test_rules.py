@@ -9,6 +9,7 @@ import pytest
 from policies.core import VERBS, NotApplicable, Rule
 from policies.registry import PROVIDERS, all_rules
 from tests.policies import test_aws_rules, test_karpenter_rules, test_kubernetes_rules
+from tests.policies.cases import mutated_messages
 from tests.policies.fixtures import FIXTURES, compliant_stack, context, subject
 
 RULES = all_rules()
@@ -95,3 +96,15 @@ def test_a_rule_refuses_what_it_does_not_check() -> None:
     with pytest.raises(ValueError, match="exactly one of"):
         Rule(name="aws-thing-require-x", description="D.", severity="low", rationale="R.",
              remediation="F.")
+
+
+# Every rule's one-field mutations, from the files that list them by provider.
+MUTATIONS = [*test_aws_rules.CASES, *test_kubernetes_rules.CASES, *test_karpenter_rules.CASES]
+
+
+@pytest.mark.parametrize(("rule_name", "type_token", "path", "value", "environment", "findings"),
+                         MUTATIONS, ids=[f"{c[0]}:{c[2]}={c[3]!s:.20}" for c in MUTATIONS])
+def test_one_changed_field_fails_with_the_exact_message(rule_name, type_token, path, value,
+                                                        environment, findings) -> None:
+    got, rule = mutated_messages(rule_name, type_token, path, value, environment)
+    assert got == [rule.message(finding) for finding in findings]
