@@ -14,10 +14,10 @@ import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 import pulumi_kubernetes as k8s
 
+from infra.components.autoscaling import scaled_object_spec
 from infra.components.base import child, k8s_child
 from infra.components.cluster import Cluster
 from infra.components.monitoring import NAMESPACE as MONITORING_NAMESPACE
-from infra.components.monitoring import PROMETHEUS_URL, QUEUE_DEPTH, REQUEST_DURATION
 from infra.config import Serving as ServingConfig
 
 NAMESPACE = "aiinfra"
@@ -38,20 +38,6 @@ ROLLOUT_TIMEOUT = f"{STARTUP_BUDGET_S // 60 + 20}m"
 AWS_CLI_IMAGE = ("docker.io/amazon/aws-cli:2.27.50@sha256:"
                  "48c3d4212e2f5b0e24bdc6af7708f9412ce65425a79575e0f78b8f8c0dcd70ab")
 LABELS = {"app.kubernetes.io/name": APP, "app.kubernetes.io/part-of": "aiinfra"}
-# The serving pods' series, as the ServiceMonitor's scrape labels them.
-SERVING_SERIES = f'namespace="{NAMESPACE}",service="{APP}"'
-# Queued requests summed over the pods; KEDA's AverageValue target divides it by the replicas.
-QUEUE_DEPTH_QUERY = f"sum({QUEUE_DEPTH}{{{SERVING_SERIES}}})"
-# p95 of every request the pods answered over the last 2 minutes (8 scrapes of 15 s).
-P95_LATENCY_QUERY = (f"histogram_quantile(0.95, sum by (le) "
-                     f'(rate({REQUEST_DURATION}_bucket{{{SERVING_SERIES},outcome="success"}}'
-                     f"[2m])))")
-# How often KEDA reads the triggers itself (to activate or idle the Deployment): the scrape
-# interval. Between 1 and N replicas the HPA that KEDA makes polls them on its own period.
-POLLING_INTERVAL_S = 15
-# How long every trigger stays inactive before a scale-to-zero Deployment goes to 0: the
-# scale-down stabilisation window, so zero is never reached faster than one replica less.
-COOLDOWN_PERIOD_S = 300
 
 
 @dataclass(frozen=True)
@@ -68,48 +54,6 @@ class ServingArgs:
     vpc_id: pulumi.Input[str]
     subnet_ids: list[pulumi.Input[str]]
     keda: pulumi.Resource  # the release that installs the ScaledObject CRD
-
-
-def scaled_object_spec(config: ServingConfig) -> dict:
-    """KEDA's ScaledObject for the serving Deployment: queue depth per replica drives it, p95
-    latency over its target adds replicas whatever the queue says (the HPA takes the larger
-    of the two), with the guide's behaviour. No CPU trigger: nothing serves metrics.k8s.io
-    here, and an HPA with a metric it cannot read never scales down."""
-    return {
-        "scaleTargetRef": {"apiVersion": "apps/v1", "kind": "Deployment", "name": APP},
-        "minReplicaCount": config.min_replicas,
-        "maxReplicaCount": config.max_replicas,
-        "pollingInterval": POLLING_INTERVAL_S,
-        "cooldownPeriod": COOLDOWN_PERIOD_S,
-        "advanced": {"horizontalPodAutoscalerConfig": {"name": APP,
-                                                       "behavior": hpa_behavior()}},
-        "triggers": [
-            {"type": "prometheus", "name": "queue-depth", "metricType": "AverageValue",
-             "metadata": {"serverAddress": PROMETHEUS_URL, "query": QUEUE_DEPTH_QUERY,
-                          "threshold": str(config.queue_depth_target),
-                          # With minReplicas 0: any queued request keeps the pods up.
-                          "activationThreshold": "0"}},
-            # A value for the whole Deployment, not per replica. With no requests the
-            # quantile is NaN, which KEDA reads as 0 (ignoreNullValues, its default).
-            {"type": "prometheus", "name": "p95-latency", "metricType": "Value",
-             "metadata": {"serverAddress": PROMETHEUS_URL, "query": P95_LATENCY_QUERY,
-                          "threshold": f"{config.p95_latency_target_s:g}",
-                          # With minReplicas 0: any request in the window keeps them up.
-                          "activationThreshold": "0"}},
-        ],
-    }
-
-
-def hpa_behavior() -> dict:
-    """The guide's behaviour: scale up at once (double or +4 pods per 15 s), scale down after
-    5 minutes of calm and by at most half per minute."""
-    return {
-        "scaleUp": {"stabilizationWindowSeconds": 0, "selectPolicy": "Max", "policies": [
-            {"type": "Percent", "value": 100, "periodSeconds": 15},
-            {"type": "Pods", "value": 4, "periodSeconds": 15}]},
-        "scaleDown": {"stabilizationWindowSeconds": 300, "policies": [
-            {"type": "Percent", "value": 50, "periodSeconds": 60}]},
-    }
 
 
 class ServingWorkload(pulumi.ComponentResource):
@@ -194,7 +138,7 @@ class ServingWorkload(pulumi.ComponentResource):
                 # and KEDA's webhook refuses a second scaler of the Deployment unless the
                 # ScaledObject takes that HPA over by name (horizontalPodAutoscalerConfig).
                 "scaledobject.keda.sh/transfer-hpa-ownership": "true"}},
-            spec=scaled_object_spec(config),
+            spec=scaled_object_spec(config, namespace=NAMESPACE, app=APP),
             opts=k8s_child(self, provider, depends_on=[*args.depends_on, args.keda]))
         k8s.policy.v1.PodDisruptionBudget(
             f"{args.name}-pdb", metadata={"name": APP, "namespace": ns, "labels": LABELS},

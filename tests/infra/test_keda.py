@@ -8,7 +8,7 @@ import copy
 import jsonschema
 import pytest
 
-from infra.components.serving import hpa_behavior
+from infra.components.autoscaling import hpa_behavior
 from infra.config import ConfigError, Serving, parse_stack_config
 from infra.preview import k8s_objects
 from infra.render import Graph, Resource, stack_values
