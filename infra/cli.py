@@ -53,6 +53,9 @@ def create_app(preview_footers: Sequence[PreviewFooter] = ()) -> typer.Typer:
             print_json(graph)
             return
         print_table(graph)
+        if graph.stand_ins:
+            typer.echo("set for the account before `pulumi up` (stood in for offline): "
+                       + ", ".join(graph.stand_ins))
         print_preview_totals(graph)
         for footer in footers:
             footer(graph)

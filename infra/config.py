@@ -17,6 +17,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -25,6 +26,12 @@ from pydantic.alias_generators import to_camel
 from infra.catalog import catalog, eks_versions
 
 PROJECT = "aiinfra"
+# Offline, in place of a value the account's operator sets (`pulumi config set`) and the
+# repository does not hold.
+OPERATOR_SET = "[set by the operator]"
+# RFC 5737 §3: reserved for documentation, never routed.
+DOCUMENTATION_RANGES = tuple(ipaddress.ip_network(n) for n in (
+    "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"))
 
 
 class ConfigError(ValueError):
@@ -227,8 +234,13 @@ class StackConfig(_Model):
     # Stay on a version past its standard support, at the extended rate (asked for, never
     # fallen into: EKS turns extended support on by default).
     extended_support: bool = False
+    # This program deploys Kubernetes objects through the cluster's API endpoint from wherever
+    # `pulumi up` runs: that machine must reach it. Public access limited to the deployer's
+    # networks (CI egress, VPN), or private-only with the deployer's routed networks admitted
+    # on 443. The private endpoint is always on, for nodes and pods.
     endpoint_public_access: bool = True
-    public_access_cidrs: list[str] = Field(default_factory=lambda: ["0.0.0.0/0"])
+    public_access_cidrs: list[str] = Field(default_factory=list)
+    private_access_cidrs: list[str] = Field(default_factory=list)
     # IAM roles or users (CI's deployer, the platform team) made cluster admins through EKS
     # access entries; the principal that creates the cluster is one in any case.
     cluster_admins: list[str] = Field(default_factory=list)
@@ -259,11 +271,17 @@ class StackConfig(_Model):
                                  "(arn:aws:iam::123456789012:role/NAME)")
         return value
 
-    @field_validator("public_access_cidrs")
+    @field_validator("public_access_cidrs", "private_access_cidrs")
     @classmethod
     def _cidrs(cls, value: list[str]) -> list[str]:
         for cidr in value:
-            ipaddress.ip_network(cidr)
+            network = ipaddress.ip_network(cidr)
+            if network.version != 4:  # noqa: PLR2004
+                raise ValueError(f"{cidr}: EKS endpoint access rules take IPv4 networks")
+            if any(network.subnet_of(doc) for doc in DOCUMENTATION_RANGES):
+                raise ValueError(f"{cidr} is a documentation range (RFC 5737): no runner's "
+                                 "address is in it; list the egress of the machine that runs "
+                                 "`pulumi up` (CI runner, VPN)")
         return value
 
     @field_validator("cluster_version")
@@ -294,6 +312,28 @@ class StackConfig(_Model):
                 f"{support.end_of_standard} (prices of {on}): move clusterVersion to "
                 f"{newest}, or set extendedSupport: true to pay the extended rate")
         return self
+
+    @model_validator(mode="after")
+    def _reachable(self, info: ValidationInfo) -> StackConfig:
+        """The machine that runs `pulumi up` can reach the API endpoint it deploys through."""
+        if not self.endpoint_public_access and not self.private_access_cidrs:
+            raise ValueError(
+                "endpointPublicAccess: false makes the API reachable from inside the VPC only, "
+                "and this program deploys Kubernetes objects from wherever `pulumi up` runs: "
+                "list the networks it runs from (a VPN or runner network routed to the VPC) in "
+                "privateAccessCidrs, or keep the public endpoint limited to publicAccessCidrs")
+        offline = bool((info.context or {}).get("offline"))
+        if self.endpoint_public_access and not self.public_access_cidrs and not offline:
+            raise ValueError(
+                "publicAccessCidrs is empty, and EKS opens such an endpoint to 0.0.0.0/0: name "
+                "the networks `pulumi up` runs from, e.g. pulumi config set --path "
+                "'aiinfra:publicAccessCidrs[0]' <CI egress IP>/32")
+        return self
+
+    @property
+    def endpoint_cidrs(self) -> list[str]:
+        """The public endpoint's networks; offline, a stand-in where the operator sets them."""
+        return self.public_access_cidrs or [OPERATOR_SET]
 
     @model_validator(mode="after")
     def _environment_rules(self) -> StackConfig:
@@ -351,15 +391,17 @@ def _format(error: ValidationError, source: str) -> str:
     return "\n".join(lines)
 
 
-def parse_stack_config(values: dict, *, source: str = "stack config") -> StackConfig:
-    """Validate a mapping of camelCase keys (without the ``aiinfra:`` prefix)."""
+def parse_stack_config(values: dict, *, source: str = "stack config",
+                       offline: bool = False) -> StackConfig:
+    """Validate a mapping of camelCase keys (without the ``aiinfra:`` prefix). ``offline``
+    (preview, cost, check): values only the account's operator sets may be absent."""
     try:
-        return StackConfig.model_validate(values)
+        return StackConfig.model_validate(values, context={"offline": offline})
     except ValidationError as exc:
         raise ConfigError(_format(exc, source)) from None
 
 
-def read_pulumi_config() -> StackConfig:
+def read_pulumi_config(*, offline: bool = False) -> StackConfig:
     """Read ``aiinfra:*`` (and ``aws:region``) through ``pulumi.Config``; validate once."""
     import pulumi  # noqa: PLC0415 - only inside a Pulumi program
 
@@ -380,4 +422,5 @@ def read_pulumi_config() -> StackConfig:
     region = pulumi.Config("aws").get("region")
     if region:
         values["region"] = region
-    return parse_stack_config(values, source=f"Pulumi.{pulumi.get_stack()}.yaml")
+    return parse_stack_config(values, source=f"Pulumi.{pulumi.get_stack()}.yaml",
+                              offline=offline)

@@ -45,7 +45,8 @@ def build(config: StackConfig) -> None:
     cluster = Cluster(ClusterArgs(
         name=prefix, version=config.cluster_version, subnet_ids=network.private_subnet_ids,
         vpc_id=network.vpc.id, public_access=config.endpoint_public_access,
-        public_access_cidrs=config.public_access_cidrs, tags=tags, region=config.region,
+        public_access_cidrs=config.endpoint_cidrs,
+        private_access_cidrs=config.private_access_cidrs, tags=tags, region=config.region,
         extended_support=config.extended_support, admins=tuple(config.cluster_admins)))
     nodes = NodePools(NodePoolsArgs(
         name=prefix, cluster=cluster, subnet_ids=network.private_subnet_ids, zones=azs,

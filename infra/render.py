@@ -53,7 +53,8 @@ def stack_values(stack: str, root: Path | None = None) -> dict[str, object]:
 
 
 def load_stack(stack: str, root: Path | None = None) -> StackConfig:
-    return parse_stack_config(stack_values(stack, root), source=f"Pulumi.{stack}.yaml")
+    return parse_stack_config(stack_values(stack, root), source=f"Pulumi.{stack}.yaml",
+                              offline=True)
 
 
 @dataclass
@@ -80,6 +81,8 @@ class Graph:
     stack: str
     config: StackConfig
     resources: list[Resource]
+    # `aiinfra:` keys the account's operator sets that this render stood in for.
+    stand_ins: list[str] = field(default_factory=list)
 
     def of_type(self, type_token: str) -> list[Resource]:
         return [r for r in self.resources if r.type == type_token]
@@ -160,7 +163,7 @@ def render(stack: str, root: Path | None = None) -> Graph:
     from infra.program import build  # noqa: PLC0415
 
     values = stack_values(stack, root)
-    config = parse_stack_config(values, source=f"Pulumi.{stack}.yaml")
+    config = parse_stack_config(values, source=f"Pulumi.{stack}.yaml", offline=True)
     recorded: dict[tuple[str, str], dict] = {}
 
     class RecordingMocks(mocks.Mocks):
@@ -221,7 +224,7 @@ def render(stack: str, root: Path | None = None) -> Graph:
     _ensure_event_loop()
     pulumi.runtime.set_mocks(RecordingMocks(), project=PROJECT, stack=stack, preview=False,
                              monitor=RecordingMonitor(RecordingMocks()))
-    _sync_await(run_pulumi_func(lambda: build(read_pulumi_config())))
+    _sync_await(run_pulumi_func(lambda: build(read_pulumi_config(offline=True))))
 
     names = {r.urn: r.name for r in order}
     for resource in order:
@@ -232,7 +235,10 @@ def render(stack: str, root: Path | None = None) -> Graph:
     # Registration order follows the resolution of outputs, which varies from run to run:
     # sort, so that a preview, its JSON and its manifests are the same for the same program.
     order.sort(key=lambda r: (r.type, r.name))
-    return Graph(stack, config, order)
+    stand_ins = [f"{PROJECT}:{name}" for name in OPERATOR_SECRETS if name not in values]
+    if config.endpoint_public_access and not config.public_access_cidrs:
+        stand_ins.append(f"{PROJECT}:publicAccessCidrs")
+    return Graph(stack, config, order, sorted(stand_ins))
 
 
 # Pulumi's wire form of a secret: {SIG_KEY: SECRET_SIG, "value": ...}.

@@ -33,6 +33,9 @@ class ClusterArgs:
     vpc_id: pulumi.Input[str]
     public_access: bool
     public_access_cidrs: list[str]
+    # Networks routed to the VPC (VPN, a peered runner network) that `pulumi up` and
+    # kubectl reach the private endpoint from.
+    private_access_cidrs: list[str]
     tags: dict[str, str]
     region: str
     extended_support: bool = False
@@ -77,6 +80,15 @@ class Cluster(pulumi.ComponentResource):
                 support_type="EXTENDED" if args.extended_support else "STANDARD"),
             # EKS needs the policy until it has cleaned up what it manages (destroy, replace).
             tags=tags, opts=child(self, depends_on=[self.log_group, control_plane_policy]))
+        # EKS's cluster security group admits only itself: a deployer on a routed network
+        # reaches the private endpoint through these rules alone.
+        for index, cidr in enumerate(args.private_access_cidrs):
+            aws.vpc.SecurityGroupIngressRule(
+                f"{args.name}-api-from-{index}",
+                security_group_id=self.cluster.vpc_config.cluster_security_group_id,
+                cidr_ipv4=cidr, ip_protocol="tcp", from_port=443, to_port=443,
+                description="Kubernetes API (private endpoint) from a deployer network",
+                tags=tags, opts=child(self))
         issuer = self.cluster.identities.apply(lambda ids: ids[0].oidcs[0].issuer)
         self.oidc_provider = aws.iam.OpenIdConnectProvider(
             f"{args.name}-oidc", url=issuer, client_id_lists=["sts.amazonaws.com"],

@@ -33,6 +33,11 @@ STARTUP_BUDGET_S = 600
 # The rollout's await: the startup budget plus a GPU node joining, the image pull and the
 # model sync before the probe starts.
 ROLLOUT_TIMEOUT = f"{STARTUP_BUDGET_S // 60 + 20}m"
+# Karpenter neither consolidates nor drifts a node away under a pod this long after the pod
+# starts (a Go duration on `karpenter.sh/do-not-disrupt`, Karpenter >= 1.12): the image pull
+# and the model sync (up to 10 minutes) plus the startup budget. Then only the
+# PodDisruptionBudget holds drains, and expiry and interruption are never blocked.
+LOAD_PROTECTION = f"{STARTUP_BUDGET_S // 60 + 10}m"
 # AWS's own image, pinned by digest because a tag can be re-pointed; move it with
 # `docker buildx imagetools inspect amazon/aws-cli:<tag>`.
 AWS_CLI_IMAGE = ("docker.io/amazon/aws-cli:2.27.50@sha256:"
@@ -270,7 +275,8 @@ class ServingWorkload(pulumi.ComponentResource):
             "strategy": {"type": "RollingUpdate",
                          "rollingUpdate": {"maxUnavailable": 0, "maxSurge": 1}},
             "template": {
-                "metadata": {"labels": LABELS},
+                "metadata": {"labels": LABELS, "annotations": {
+                    "karpenter.sh/do-not-disrupt": LOAD_PROTECTION}},
                 "spec": {
                     "serviceAccountName": APP,
                     "automountServiceAccountToken": False,

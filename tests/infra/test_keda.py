@@ -222,12 +222,13 @@ def _values(stack: str, **serving) -> dict:
 
 def test_prod_refuses_scale_to_zero() -> None:
     with pytest.raises(ConfigError, match="serving.minReplicas must be at least 2"):
-        parse_stack_config(_values("prod", minReplicas=0), source="Pulumi.prod.yaml")
+        parse_stack_config(_values("prod", minReplicas=0), source="Pulumi.prod.yaml",
+                           offline=True)
 
 
 @pytest.mark.parametrize("stack", ["dev", "staging"])
 def test_scale_to_zero_is_allowed_outside_prod(stack: str) -> None:
-    assert parse_stack_config(_values(stack, minReplicas=0)).serving.min_replicas == 0
+    assert parse_stack_config(_values(stack, minReplicas=0), offline=True).serving.min_replicas == 0
 
 
 def test_latency_target_is_typed_and_bounded() -> None:

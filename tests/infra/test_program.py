@@ -8,6 +8,7 @@ import json
 import pytest
 
 from infra.catalog import catalog
+from infra.config import OPERATOR_SET
 from infra.pgtune import pgtune, rds_parameters
 from infra.preview import k8s_objects
 from infra.render import render
@@ -94,7 +95,10 @@ def test_prod_database_cluster_and_serving_guarantees(graphs) -> None:
     assert db.inputs["backupRetentionPeriod"] >= 7
     assert db.inputs["performanceInsightsEnabled"] is True
     (cluster,) = prod.of_type("aws:eks/cluster:Cluster")
-    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    # Public only to the deployer's networks, which the operator sets for the account.
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is True
+    assert cluster.inputs["vpcConfig"]["endpointPrivateAccess"] is True
+    assert cluster.inputs["vpcConfig"]["publicAccessCidrs"] == [OPERATOR_SET]
     assert cluster.inputs["encryptionConfig"]["resources"] == ["secrets"]
     assert "audit" in cluster.inputs["enabledClusterLogTypes"]
     (deployment,) = prod.of_type("kubernetes:apps/v1:Deployment")

@@ -5,6 +5,7 @@ program against the real engines (AWS APIs, the providers, the charts, Kubernete
 from __future__ import annotations
 
 import fnmatch
+import ipaddress
 import json
 import re
 
@@ -463,4 +464,152 @@ def test_18_prod_refuses_alerts_that_go_nowhere() -> None:
     values = stack_values("prod")
     with pytest.raises(ConfigError, match="monitoring.alertReceiver must name a receiver"):
         parse_stack_config({**values, "monitoring": {**values["monitoring"],
-                                                     "alertReceiver": "none"}})
+                                                     "alertReceiver": "none"}}, offline=True)
+
+
+# RFC 5737 §3: the three ranges reserved for documentation, never routed.
+DOCUMENTATION_RANGES = [ipaddress.ip_network(n) for n in
+                        ("192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24")]
+
+
+def _reaches_the_api(graph) -> list[str]:
+    """Why the machine that runs `pulumi up` could not reach the endpoint it deploys
+    Kubernetes objects through (empty when it can)."""
+    from infra.config import OPERATOR_SET  # noqa: PLC0415
+
+    (cluster,) = graph.of_type("aws:eks/cluster:Cluster")
+    vpc = cluster.inputs["vpcConfig"]
+    problems = []
+    if vpc.get("endpointPublicAccess", True):
+        cidrs = vpc.get("publicAccessCidrs") or []
+        if not cidrs:
+            problems.append("a public endpoint with no publicAccessCidrs is open to 0.0.0.0/0")
+        for cidr in cidrs:
+            if cidr == OPERATOR_SET:
+                continue  # offline: the account's deployer networks are set by the operator
+            network = ipaddress.ip_network(cidr)
+            if any(network.subnet_of(doc) for doc in DOCUMENTATION_RANGES):
+                problems.append(f"{cidr} is a documentation range no runner is in")
+    else:
+        rules = [r for r in graph.of_type("aws:vpc/securityGroupIngressRule:"
+                                          "SecurityGroupIngressRule")
+                 if r.inputs.get("fromPort") == 443 and r.inputs.get("toPort") == 443]
+        if not rules:
+            problems.append("a private-only endpoint, and the cluster security group admits "
+                            "no deployer network on 443")
+    if not vpc.get("endpointPrivateAccess"):
+        problems.append("nodes and pods would reach the API through the internet")
+    return problems
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_1_2_the_program_reaches_the_api_endpoint_it_deploys_through(graphs,
+                                                                      stack: str) -> None:
+    """Prod's endpoint was private-only while the same program, run from outside the VPC,
+    deployed every Kubernetes object through it (#1); staging's only public network was a
+    documentation range (#2). Either way each `kubernetes:*` resource ends in a timeout."""
+    assert graphs[stack].of_type("kubernetes:helm.sh/v3:Release")
+    assert _reaches_the_api(graphs[stack]) == []
+
+
+def _config(stack: str, **changes):
+    from infra.config import parse_stack_config  # noqa: PLC0415
+    from infra.render import stack_values  # noqa: PLC0415
+
+    return parse_stack_config({**stack_values(stack), **changes}, source=f"Pulumi.{stack}.yaml",
+                              offline=True)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+@pytest.mark.parametrize("cidr", ["192.0.2.0/24", "198.51.100.7/32", "203.0.113.128/25"])
+def test_2_documentation_ranges_are_refused(stack: str, cidr: str) -> None:
+    from infra.config import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match=rf"publicAccessCidrs: {re.escape(cidr)} .*RFC 5737"):
+        _config(stack, publicAccessCidrs=[cidr])
+    with pytest.raises(ConfigError, match=rf"privateAccessCidrs: {re.escape(cidr)} .*RFC 5737"):
+        _config(stack, privateAccessCidrs=[cidr])
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_1_a_private_only_endpoint_needs_the_network_up_runs_from(stack: str) -> None:
+    from infra.config import ConfigError  # noqa: PLC0415
+
+    with pytest.raises(ConfigError, match="endpointPublicAccess: false.*privateAccessCidrs"):
+        _config(stack, endpointPublicAccess=False, privateAccessCidrs=[])
+    config = _config(stack, endpointPublicAccess=False, privateAccessCidrs=["10.20.0.0/16"])
+    assert config.private_access_cidrs == ["10.20.0.0/16"]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_1_an_unset_deployer_network_fails_the_real_up_and_not_the_offline_preview(
+        stack: str) -> None:
+    """The networks a deployer runs from are the account's, set once by its operator; the
+    offline preview renders without them, a real `pulumi up` refuses to start."""
+    from infra.config import OPERATOR_SET, ConfigError, parse_stack_config  # noqa: PLC0415
+    from infra.render import stack_values  # noqa: PLC0415
+
+    values = {**stack_values(stack), "publicAccessCidrs": []}
+    with pytest.raises(ConfigError, match="pulumi config set --path "
+                                          r"'aiinfra:publicAccessCidrs\[0\]'"):
+        parse_stack_config(values)
+    offline = parse_stack_config(values, offline=True)
+    assert offline.endpoint_cidrs == [OPERATOR_SET]
+    assert parse_stack_config({**values, "publicAccessCidrs": ["198.18.4.0/24"]},
+                              offline=True).endpoint_cidrs == ["198.18.4.0/24"]
+
+
+def test_1_the_cluster_security_group_admits_the_private_deployer_networks(tmp_path) -> None:
+    """EKS's cluster security group admits only itself: a runner in a peered network or on
+    a VPN reaches the private endpoint only through a rule on 443."""
+    import shutil  # noqa: PLC0415
+
+    from infra.render import project_dir, render  # noqa: PLC0415
+
+    root = project_dir()
+    shutil.copy(root / "Pulumi.yaml", tmp_path)
+    stack = yaml.safe_load((root / "Pulumi.prod.yaml").read_text())
+    stack["config"]["aiinfra:endpointPublicAccess"] = False
+    stack["config"]["aiinfra:privateAccessCidrs"] = ["10.20.0.0/16", "172.16.8.0/24"]
+    (tmp_path / "Pulumi.prod.yaml").write_text(yaml.safe_dump(stack))
+    graph = render("prod", tmp_path)
+    (cluster,) = graph.of_type("aws:eks/cluster:Cluster")
+    assert cluster.inputs["vpcConfig"]["endpointPublicAccess"] is False
+    assert "publicAccessCidrs" not in cluster.inputs["vpcConfig"]
+    rules = graph.of_type("aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule")
+    api = sorted((r.inputs["cidrIpv4"], r.inputs["ipProtocol"], r.inputs["fromPort"],
+                  r.inputs["toPort"]) for r in rules if r.inputs.get("fromPort") == 443)
+    assert api == [("10.20.0.0/16", "tcp", 443, 443), ("172.16.8.0/24", "tcp", 443, 443)]
+    group = {r.inputs["securityGroupId"] for r in rules if r.inputs.get("fromPort") == 443}
+    assert len(group) == 1
+    assert _reaches_the_api(graph) == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_serving_pods_are_not_disrupted_while_their_models_load(graphs, stack: str) -> None:
+    """Karpenter may consolidate or replace a drifted node under a pod that is still
+    pulling its image and loading its models. A duration on `karpenter.sh/do-not-disrupt`
+    (Karpenter >= 1.12: "time-based protection for the specified duration after the pod
+    starts running", docs/concepts/disruption.md at aws/karpenter-provider-aws v1.14.0)
+    protects the load only, then lets drains proceed under the PodDisruptionBudget."""
+    from infra.components.nodepools import KARPENTER_CHART  # noqa: PLC0415
+    from infra.components.serving import STARTUP_BUDGET_S  # noqa: PLC0415
+
+    assert tuple(map(int, KARPENTER_CHART.split("."))) >= (1, 12, 0)
+    (deployment,) = [body for body in k8s_objects(graphs[stack])
+                     if body["kind"] == "Deployment" and body["metadata"]["name"] ==
+                     "aiinfra-serving"]
+    annotations = deployment["spec"]["template"]["metadata"].get("annotations", {})
+    value = annotations.get("karpenter.sh/do-not-disrupt")
+    assert value is not None
+    assert value != "true", "protect the load, not the pod's life"
+    match = re.fullmatch(r"(\d+)m", value)
+    assert match, f"{value!r} is not a Go duration in minutes"
+    (server,) = deployment["spec"]["template"]["spec"]["containers"]
+    probe = server["startupProbe"]
+    assert probe["periodSeconds"] * probe["failureThreshold"] == STARTUP_BUDGET_S
+    assert int(match[1]) * 60 > STARTUP_BUDGET_S  # the pull and the model sync come first
+    (budget,) = [body for body in k8s_objects(graphs[stack])
+                 if body["kind"] == "PodDisruptionBudget"
+                 and body["metadata"]["name"] == "aiinfra-serving"]
+    assert budget["spec"]["maxUnavailable"] == 1

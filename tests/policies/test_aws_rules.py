@@ -149,6 +149,19 @@ def test_a_public_endpoint_is_judged_by_its_widest_network() -> None:
         "EKS cluster cluster exposes its API endpoint publicly to 0.0.0.0/1, 128.0.0.0/1")]
 
 
+def test_the_offline_stand_in_for_the_deployer_networks_is_left_to_the_real_preview() -> None:
+    """Offline, the account's networks are a stand-in; anything listed beside it is judged."""
+    from infra.config import OPERATOR_SET  # noqa: PLC0415
+
+    rule = rule_named("aws-eks-cluster-disallow-unrestricted-public-endpoint")
+    stand_in = mutate(eks_cluster(), "vpcConfig", {"endpointPublicAccess": True,
+                                                   "publicAccessCidrs": [OPERATOR_SET]})
+    assert messages(rule, EKS_CLUSTER, stand_in) == []
+    beside = mutate(stand_in, "vpcConfig.publicAccessCidrs", [OPERATOR_SET, "0.0.0.0/0"])
+    assert messages(rule, EKS_CLUSTER, beside) == [rule.message(
+        "EKS cluster cluster exposes its API endpoint publicly to 0.0.0.0/0")]
+
+
 def test_resources_without_tags_in_their_schema_are_not_checked_for_tags() -> None:
     rule = rule_named("aws-resource-require-cost-allocation-tags")
     with pytest.raises(NotApplicable):

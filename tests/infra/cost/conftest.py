@@ -49,6 +49,7 @@ def catalogue():
 def stack_config(budget: float | None = 2000.0):
     values = {
         "environment": "dev", "tags": {"team": "t", "cost-center": "c"},
+        "publicAccessCidrs": ["0.0.0.0/0"],
         "systemPool": {"instanceType": "m7i.large", "minSize": 2, "desiredSize": 2,
                        "maxSize": 3},
         "gpuPools": [

@@ -121,3 +121,13 @@ def test_preview_without_a_catalogue_for_the_region(graphs, capsys) -> None:
     config = graphs["dev"].config.model_copy(update={"region": "xx-nowhere-1"})
     print_preview_totals(Graph("dev", config, graphs["dev"].resources))
     assert "cost: not available (no price catalogue" in capsys.readouterr().out
+
+
+def test_preview_names_what_the_operator_must_set_before_a_real_up(runner) -> None:
+    prod = runner.invoke(app, ["preview", "prod"])
+    assert prod.exit_code == 0, prod.output
+    assert ("set for the account before `pulumi up` (stood in for offline): "
+            "aiinfra:alertReceiverUrl, aiinfra:publicAccessCidrs") in prod.output
+    dev = runner.invoke(app, ["preview", "dev"])
+    # dev names its networks; only its receiver's URL is the operator's
+    assert "stood in for offline): aiinfra:alertReceiverUrl\n" in dev.output
