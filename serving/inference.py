@@ -115,7 +115,8 @@ async def run_inference(model: LoadedModel, version: int | None, request: InferR
     lookup = None
     if request.use_cache and config.cache.enabled and cache is not None:
         try:
-            lookup = await cache.lookup(model.name, served, config, arrays)
+            lookup = await cache.lookup(model.name, served, model.fingerprints[served], config,
+                                        arrays)
         except Exception:  # noqa: BLE001 - a cache fault is a miss, never a failed request
             log.exception("cache look-up failed", extra={"model": model.name})
     if lookup is None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from serving.backends import Backend, create_backend, resolve_backend
 from serving.backends.base import example_inputs
 from serving.batcher import DynamicBatcher
+from serving.cache.keys import model_fingerprint
 from serving.errors import ModelConfigError, ModelNotFound, ModelNotReady
 from serving.metrics import ServingMetrics
 from serving.repository import ModelConfig, ModelRepository
@@ -29,6 +30,8 @@ class LoadedModel:
     config: ModelConfig
     backend: str
     batchers: dict[int, DynamicBatcher]
+    # Per version: what computes its predictions (serving.cache.keys.model_fingerprint).
+    fingerprints: dict[int, str] = field(default_factory=dict)
     in_flight: int = 0
     draining: bool = False
     idle: asyncio.Event = field(default_factory=asyncio.Event)
@@ -49,12 +52,15 @@ class LoadedModel:
 
 
 def _build_instances(repository: ModelRepository, settings: Settings, name: str
-                     ) -> tuple[ModelConfig, str, dict[int, list[Backend]]]:
-    """Blocking: read the config, build every instance of every served version, warm up."""
+                     ) -> tuple[ModelConfig, str, dict[int, list[Backend]], dict[int, str]]:
+    """Blocking: read the config, build every instance of every served version, warm up;
+    fingerprint each version's artifact."""
     config = repository.config(name)
     kind = resolve_backend(config)
     built: dict[int, list[Backend]] = {}
+    fingerprints: dict[int, str] = {}
     for version in repository.served_versions(name, config):
+        fingerprints[version.version] = model_fingerprint(version.artifact, config, kind)
         instances = [create_backend(config, version.artifact,
                                     engine_cache_dir=settings.engine_cache_dir)
                      for _ in range(config.instance_count)]
@@ -62,7 +68,7 @@ def _build_instances(repository: ModelRepository, settings: Settings, name: str
             for size in config.warmup_batch_sizes:
                 backend.forward(example_inputs(config, size))
         built[version.version] = instances
-    return config, kind, built
+    return config, kind, built, fingerprints
 
 
 class ModelRegistry:
@@ -141,7 +147,8 @@ class ModelRegistry:
             self._held_unloaded.discard(name)
             started = time.monotonic()
             try:
-                config, kind, built = await asyncio.get_running_loop().run_in_executor(
+                config, kind, built, fingerprints = await asyncio.get_running_loop(
+                ).run_in_executor(
                     None, _build_instances, self.repository, self.settings, name)
             except ModelNotFound:
                 raise
@@ -166,7 +173,7 @@ class ModelRegistry:
             }
             for batcher in batchers.values():
                 batcher.start()
-            model = LoadedModel(name, config, kind, batchers)
+            model = LoadedModel(name, config, kind, batchers, fingerprints)
             model.idle.set()
             self._loaded[name] = model
             self._loaded.move_to_end(name)

@@ -3,8 +3,10 @@
 The hash (XXH3-128) covers each input's name, datatype, shape and raw little-endian bytes, so
 JSON and binary requests with the same values share a key, and no two different inputs can
 share one by formatting accident (as ``str(array)``, which elides large arrays, would). The
-served version is part of every key: a new version never reads an older version's entries,
-and nothing needs to be invalidated by pattern.
+served version, and a fingerprint of what computes it (the artifact's bytes, the backend, the
+precision and the declared tensors), are part of every key: a new version, a replaced
+``model.pt2`` or another precision never reads the entries of what came before, and nothing
+needs to be invalidated by pattern (old entries expire with their TTL).
 """
 
 from __future__ import annotations
@@ -12,12 +14,16 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterable, Sequence
 from functools import lru_cache
+from pathlib import Path
 
 import numpy as np
 import xxhash
 
+from serving.repository.config import ModelConfig
+
 # Bump when the key or value layout changes: entries written by older code are then unread.
-KEY_SCHEMA = "p1"
+KEY_SCHEMA = "p2"
+_CHUNK = 8 << 20
 
 
 @lru_cache(maxsize=4096)
@@ -64,6 +70,21 @@ def row_digests(names: Sequence[str], datatypes: Sequence[str],
     return digests
 
 
-def cache_key(prefix: str, model: str, version: int, digest: bytes) -> bytes:
-    """``<prefix>p1:<model>:<version>:<32 hex digits>``; parsed from the right, unambiguous."""
-    return f"{prefix}{KEY_SCHEMA}:{model}:{version}:{digest.hex()}".encode()
+def model_fingerprint(artifact: Path, config: ModelConfig, backend: str) -> str:
+    """16 hex digits naming what computes a version's predictions: the artifact's bytes, the
+    backend that runs it, the precision, batching and every declared input and output. Read
+    once per load (XXH3 streams at memory speed; the load reads the file anyway)."""
+    hasher = xxhash.xxh3_64()
+    with artifact.open("rb") as file:
+        while chunk := file.read(_CHUNK):
+            hasher.update(chunk)
+    tensors = [(s.name, s.datatype, tuple(s.dims)) for s in (*config.inputs, *config.outputs)]
+    hasher.update(repr((backend, config.precision, config.batching, len(config.inputs),
+                        tensors)).encode())
+    return hasher.hexdigest()
+
+
+def cache_key(prefix: str, model: str, version: int, fingerprint: str, digest: bytes) -> bytes:
+    """``<prefix>p2:<model>:<version>:<fingerprint>:<32 hex digits>``; parsed from the right,
+    unambiguous."""
+    return f"{prefix}{KEY_SCHEMA}:{model}:{version}:{fingerprint}:{digest.hex()}".encode()

@@ -77,14 +77,15 @@ class PredictionCache:
             return [[1, *spec.dims] for spec in config.outputs]
         return [list(spec.dims) for spec in config.outputs]
 
-    async def lookup(self, model: str, version: int, config: ModelConfig,
+    async def lookup(self, model: str, version: int, fingerprint: str, config: ModelConfig,
                      arrays: Sequence[np.ndarray]) -> CacheLookup:
         started = time.perf_counter()
         names = [spec.name for spec in config.inputs]
         datatypes = [spec.datatype for spec in config.inputs]
         digests = (row_digests(names, datatypes, arrays) if config.batching
                    else [request_digest(names, datatypes, arrays)])
-        keys = [cache_key(self.prefix, model, version, digest) for digest in digests]
+        keys = [cache_key(self.prefix, model, version, fingerprint, digest)
+                for digest in digests]
         found: list[Outputs | None] = [None] * len(keys)
         local_hits = remote_hits = 0
         if self.local is not None:

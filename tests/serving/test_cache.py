@@ -59,9 +59,9 @@ def test_digest_covers_name_datatype_shape_and_bytes() -> None:
 
 def test_key_names_model_and_version() -> None:
     digest = bytes(range(16))
-    key = cache_key("aiinfra:", "mlp", 3, digest)
-    assert key == b"aiinfra:p1:mlp:3:" + digest.hex().encode()
-    assert cache_key("aiinfra:", "mlp", 4, digest) != key
+    key = cache_key("aiinfra:", "mlp", 3, "0123456789abcdef", digest)
+    assert key == b"aiinfra:p2:mlp:3:0123456789abcdef:" + digest.hex().encode()
+    assert cache_key("aiinfra:", "mlp", 4, "0123456789abcdef", digest) != key
 
 
 # -- stored values ------------------------------------------------------------------------
@@ -345,3 +345,60 @@ def test_store_urls_are_optional_and_secret() -> None:
     assert settings.redis_dsn is None
     assert settings.database_dsn == "postgresql://u:pw@db:5432/app"
     assert "pw" not in repr(settings)
+
+
+def test_a_replaced_artifact_never_serves_the_old_artifacts_predictions(
+        tmp_path: Path, make_client: MakeClient) -> None:
+    """Review #11: the key named model and version only, so replacing ``1/model.pt2`` (or
+    changing backend or precision) kept serving the old model's predictions from the cache."""
+    root = tmp_path / "replaced"
+    write_model(root, "scale", CACHED_CONFIG)
+    client = make_client(root, repository_control=True, control_token="t" * 32)
+    meter = Meter(client)
+    assert outputs(client.post(INFER, json=body([[1, 1, 1, 1]])))["y"] == [2.0] * 4
+    write_model(root, "scale", CACHED_CONFIG, module=Triple())  # same version, new weights
+    loaded = client.post("/v2/repository/models/scale/load",
+                         headers={"Authorization": "Bearer " + "t" * 32})
+    assert loaded.status_code == 200, loaded.text
+    assert outputs(client.post(INFER, json=body([[1, 1, 1, 1]])))["y"] == [3.0] * 4
+    assert meter.hits() == 0
+    assert outputs(client.post(INFER, json=body([[1, 1, 1, 1]])))["y"] == [3.0] * 4
+    assert meter.hits() == 1
+
+
+def test_the_key_names_what_computed_the_prediction() -> None:
+    """The model's fingerprint (artifact bytes, backend, precision, declared tensors) is in
+    every key: one changed, no key is shared."""
+    digest = request_digest(["x"], ["FP32"], [np.zeros((1, 4), np.float32)])
+    keys = {cache_key("aiinfra:", "mlp", 1, fingerprint, digest)
+            for fingerprint in ("a" * 16, "b" * 16)}
+    assert len(keys) == 2
+    assert all(b":1:" in key for key in keys)
+
+
+def test_the_fingerprint_covers_artifact_backend_precision_and_tensors(tmp_path: Path) -> None:
+    from serving.cache.keys import model_fingerprint  # noqa: PLC0415
+
+    artifact = tmp_path / "model.pt2"
+    artifact.write_bytes(b"weights-1")
+    config = load_model_config_dict(tmp_path, SCALE_CONFIG)
+    base = model_fingerprint(artifact, config, "eager")
+    assert base == model_fingerprint(artifact, config, "eager")
+    assert model_fingerprint(artifact, config, "compile") != base
+    fp16 = load_model_config_dict(tmp_path, {**SCALE_CONFIG, "precision": "fp16"})
+    assert model_fingerprint(artifact, fp16, "eager") != base
+    wider = load_model_config_dict(tmp_path, {**SCALE_CONFIG, "outputs": [
+        {"name": "y", "datatype": "FP64", "dims": [4]},
+        {"name": "total", "datatype": "FP32", "dims": [1]}]})
+    assert model_fingerprint(artifact, wider, "eager") != base
+    artifact.write_bytes(b"weights-2")
+    assert model_fingerprint(artifact, config, "eager") != base
+
+
+def load_model_config_dict(directory: Path, config: dict):
+    import yaml  # noqa: PLC0415
+
+    path = directory / "scale" / "config.yaml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump(config))
+    return load_model_config(path, model_name="scale")

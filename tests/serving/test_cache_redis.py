@@ -50,9 +50,12 @@ def redis_ready(client: TestClient) -> tuple[TestClient, Meter]:
     return client, meter
 
 
-def row_key(row: list[float], version: int = 1) -> bytes:
+def row_key(client: TestClient, row: list[float], version: int = 1) -> bytes:
+    """The key ``client`` stores ``row`` under: replicas of one artifact share it."""
     x = np.asarray([row], dtype=np.float32)
-    return cache_key("aiinfra:", "scale", version, row_digests(["x"], ["FP32"], [x])[0])
+    fingerprint = client.app.state.runtime.registry.loaded("scale").fingerprints[version]
+    return cache_key("aiinfra:", "scale", version, fingerprint,
+                     row_digests(["x"], ["FP32"], [x])[0])
 
 
 def test_predictions_are_shared_through_redis(cached_repository: Path, make_client: MakeClient,
@@ -65,8 +68,9 @@ def test_predictions_are_shared_through_redis(cached_repository: Path, make_clie
         make_client(cached_repository, redis_url=redis_url, cache_local_max_bytes=0))
     computed = outputs(first.post(INFER, json=body([[1, 2, 3, 4]])))
     store = redis.Redis.from_url(redis_url)
-    wait_for(lambda: store.exists(row_key([1, 2, 3, 4])), "the background store")
-    assert 0 < store.pttl(row_key([1, 2, 3, 4])) <= 60_000
+    wait_for(lambda: store.exists(row_key(first, [1, 2, 3, 4])), "the background store")
+    assert row_key(first, [1, 2, 3, 4]) == row_key(second, [1, 2, 3, 4])
+    assert 0 < store.pttl(row_key(first, [1, 2, 3, 4])) <= 60_000
     assert outputs(second.post(INFER, json=body([[1, 2, 3, 4]]))) == computed
     assert second_meter.inferences() == 0
     assert second_meter.hits("redis") == 1
@@ -94,7 +98,7 @@ def test_values_that_are_not_ours_are_misses(cached_repository: Path, make_clien
         make_client(cached_repository, redis_url=redis_url, cache_local_max_bytes=0,
                     cache_max_value_bytes=2048))
     store = redis.Redis.from_url(redis_url)
-    key = row_key([1, 2, 3, 4])
+    key = row_key(client, [1, 2, 3, 4])
     plant(store, key)
     assert outputs(client.post(INFER, json=body([[1, 2, 3, 4]]))) == {
         "y": [2.0, 4.0, 6.0, 8.0], "total": [10.0]}
@@ -125,7 +129,7 @@ def test_redis_down_at_start_then_back(cached_repository: Path, make_client: Mak
     wait_for(lambda: meter("aiinfra_cache_redis_up") == 1, "the reconnect")
     outputs(client.post(INFER, json=body([[1, 2, 3, 4]])))
     store = redis.Redis.from_url(redis_url)
-    wait_for(lambda: store.exists(row_key([1, 2, 3, 4])), "the background store")
+    wait_for(lambda: store.exists(row_key(client, [1, 2, 3, 4])), "the background store")
     outputs(client.post(INFER, json=body([[1, 2, 3, 4]])))
     assert meter.hits("redis") == 1
 
