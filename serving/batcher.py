@@ -97,6 +97,17 @@ class DynamicBatcher:
     def queue_depth(self) -> int:
         return len(self._queue)
 
+    def problem(self) -> str | None:
+        """Why this batcher cannot serve (its workers stopped while it was not stopping)."""
+        if self._stopping or not self._tasks:
+            return None
+        stopped = sum(task.done() for task in self._tasks)
+        if stopped == len(self._tasks):
+            return "has no running batch worker"
+        if stopped:
+            return f"has {stopped} of {len(self._tasks)} batch workers stopped"
+        return None
+
     # -- submission ----------------------------------------------------------------------
     async def infer(self, inputs: list[np.ndarray], timeout_s: float | None,
                     stats: BatchStats | None = None) -> list[np.ndarray]:

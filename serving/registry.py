@@ -40,6 +40,16 @@ class LoadedModel:
     def latest(self) -> int:
         return max(self.batchers)
 
+    def problem(self) -> str | None:
+        """Why this model cannot serve now (draining, a batch worker that died), or None."""
+        if self.draining:
+            return f"model '{self.name}' is being unloaded"
+        for version, batcher in sorted(self.batchers.items()):
+            problem = batcher.problem()
+            if problem is not None:
+                return f"model '{self.name}' version {version} {problem}"
+        return None
+
     def batcher(self, version: int | None) -> DynamicBatcher:
         if version is None:
             return self.batchers[self.latest]
@@ -86,6 +96,14 @@ class ModelRegistry:
     # -- queries -------------------------------------------------------------------------
     def loaded(self, name: str) -> LoadedModel | None:
         return self._loaded.get(name)
+
+    def problem(self) -> str | None:
+        """The first loaded model that cannot serve, and why."""
+        for model in list(self._loaded.values()):
+            problem = model.problem()
+            if problem is not None and not model.draining:
+                return problem
+        return None
 
     def config(self, name: str) -> ModelConfig:
         model = self._loaded.get(name)

@@ -55,7 +55,7 @@ class Runtime:
         repository = ModelRepository(settings.repository_path)
         self.registry = ModelRegistry(repository, settings, self.metrics)
         self._startup = asyncio.create_task(self._load_startup_models())
-        _chain_sigterm(self)
+        _chain_drain_signals(self)
 
     async def _load_startup_models(self) -> None:
         assert self.registry is not None
@@ -95,8 +95,19 @@ class Runtime:
             await self.cache.close()
 
     @property
+    def not_ready_reason(self) -> str | None:
+        """Why ``/v2/health/ready`` is off (None when ready)."""
+        if self.draining:
+            return "draining: shutting down"
+        if self.startup_error is not None:
+            return self.startup_error
+        if not self.ready:
+            return "loading the start-up models"
+        return self.registry.problem() if self.registry is not None else None
+
+    @property
     def is_ready(self) -> bool:
-        return self.ready and not self.draining
+        return self.not_ready_reason is None
 
     def model_label(self, name: str) -> str:
         """The metric label for a model: unknown names share one label (bounded cardinality)."""
@@ -116,17 +127,23 @@ class Runtime:
             self.metrics.rejections.labels(label, error.reason).inc()
 
 
-def _chain_sigterm(runtime: Runtime) -> None:
-    """On SIGTERM turn readiness off at once, then let uvicorn's own handler drain."""
+def _chain_drain_signals(runtime: Runtime) -> None:
+    """On SIGTERM or SIGINT (uvicorn drains on both) turn readiness off at once, then let
+    uvicorn's own handler drain."""
     if threading.current_thread() is not threading.main_thread():
         return
-    previous = signal.getsignal(signal.SIGTERM)
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        _chain(runtime, signum, signal.getsignal(signum))
 
-    def handler(signum, frame) -> None:
+
+def _chain(runtime: Runtime, signum: int, previous) -> None:
+    def handler(number, frame) -> None:
         runtime.draining = True
         if callable(previous):
-            previous(signum, frame)
+            previous(number, frame)
+        elif number == signal.SIGINT:
+            raise KeyboardInterrupt
         else:
             raise SystemExit(0)
 
-    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signum, handler)

@@ -30,8 +30,10 @@ async def live() -> JSONBody:
 
 @router.get("/v2/health/ready")
 async def ready(request: Request) -> JSONBody:
-    is_ready = runtime(request).is_ready
-    return JSONBody({"ready": is_ready}, status_code=200 if is_ready else 503)
+    reason = runtime(request).not_ready_reason
+    if reason is None:
+        return JSONBody({"ready": True})
+    return JSONBody({"ready": False, "reason": reason}, status_code=503)
 
 
 @router.get("/v2/models/{model_name}")
@@ -68,11 +70,12 @@ async def model_metadata(request: Request, model_name: str,
 @router.get("/v2/models/{model_name}/versions/{model_version}/ready")
 async def model_ready(request: Request, model_name: str,
                       model_version: str | None = None) -> JSONBody:
-    registry = runtime(request).registry
+    state = runtime(request)
+    registry = state.registry
     registry.repository.model_dir(model_name)
     version = parse_version(model_version)
     loaded = registry.loaded(model_name)
-    is_ready = loaded is not None and not loaded.draining and (
-        version is None or version in loaded.batchers)
+    is_ready = (not state.draining and loaded is not None and loaded.problem() is None
+                and (version is None or version in loaded.batchers))
     return JSONBody({"name": model_name, "ready": is_ready},
                           status_code=200 if is_ready else 503)
