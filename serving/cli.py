@@ -41,6 +41,7 @@ def serve(
 
     from serving.demo import build_demo_repository  # noqa: PLC0415
     from serving.logs import log_config  # noqa: PLC0415
+    from serving.metrics import prepare_multiprocess_dir  # noqa: PLC0415
     from serving.settings import Settings  # noqa: PLC0415
 
     _export("MODEL_REPOSITORY", str(repository) if repository else None)
@@ -59,7 +60,13 @@ def serve(
     if settings.model_repository is None:
         build_demo_repository(settings.demo_repository)
     multiproc = None
-    if settings.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+    if given := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        try:
+            prepare_multiprocess_dir(Path(given))  # an earlier run's files would add up
+        except ValueError as exc:
+            typer.secho(str(exc), err=True, fg=typer.colors.RED)
+            raise typer.Exit(2) from None
+    elif settings.workers > 1:
         multiproc = tempfile.mkdtemp(prefix="aiinfra-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = multiproc
     # uvicorn drains on SIGTERM, then restores the handler it found and raises the signal

@@ -10,6 +10,8 @@ its error class in ``serving.errors``).
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
@@ -21,7 +23,7 @@ from prometheus_client import (
     generate_latest,
 )
 from prometheus_client.core import GaugeMetricFamily
-from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 
 # `_created` series double the exposition for no use in dashboards or alerts.
 disable_created_metrics()
@@ -34,6 +36,43 @@ LOAD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 def multiprocess_dir() -> str | None:
     return os.environ.get("PROMETHEUS_MULTIPROC_DIR") or None
+
+
+_LIVE_FILE = re.compile(r"gauge_live[a-z]+_(\d+)\.db")
+
+
+def prepare_multiprocess_dir(path: Path) -> None:
+    """Create the workers' metrics directory, or empty one an earlier run left behind (its
+    counters would be added to this run's, its gauges counted as live). A directory holding
+    anything but metric files is refused rather than wiped."""
+    path.mkdir(parents=True, exist_ok=True)
+    entries = list(path.iterdir())
+    foreign = [e.name for e in entries if not (e.is_file() and e.suffix == ".db")]
+    if foreign:
+        raise ValueError(f"PROMETHEUS_MULTIPROC_DIR {path} is not a metrics directory (it "
+                         f"holds {', '.join(sorted(foreign)[:3])}): point it at an empty one")
+    for entry in entries:
+        entry.unlink()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def forget_dead_workers(directory: str) -> list[int]:
+    """Drop the live gauges (queue depth, in flight, models loaded) of workers that are gone:
+    a worker uvicorn restarted would otherwise count in them forever. Counters stay."""
+    dead = sorted({int(m[1]) for name in os.listdir(directory)
+                   if (m := _LIVE_FILE.fullmatch(name)) and not _alive(int(m[1]))})
+    for pid in dead:
+        mark_process_dead(pid, directory)
+    return dead
 
 
 class ServingMetrics:
@@ -119,7 +158,8 @@ class ServingMetrics:
 
     def render(self) -> tuple[bytes, str]:
         """The exposition text; merges all workers' values in multiprocess mode."""
-        if multiprocess_dir():
+        if directory := multiprocess_dir():
+            forget_dead_workers(directory)
             registry = CollectorRegistry()
             MultiProcessCollector(registry)
             GpuCollector.register_if_available(registry)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 import signal
 import threading
 import time
@@ -11,6 +13,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 import pytest
+from prometheus_client import CollectorRegistry
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.models import SCALE_CONFIG, write_model
@@ -150,8 +154,27 @@ def test_sigterm_drains_queued_requests(slow_batch_repository, start_server) -> 
 
 
 # -- several workers ---------------------------------------------------------------------
-def test_metrics_add_up_across_workers(scale_repository, start_server) -> None:
-    server = start_server(scale_repository, args=("--workers", "2"))
+def _per_worker(directory: Path, name: str, labels: tuple = (),
+                kind: str = "counter") -> dict[int, float]:
+    """``name{labels}`` as each worker wrote it (one file of each kind per worker process)."""
+    found = {}
+    for path in directory.glob(f"{kind}_*.db"):
+        alone = directory / f"alone-{path.stem}-{time.monotonic_ns()}"
+        alone.mkdir()
+        shutil.copy(path, alone / path.name)
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry, path=str(alone))
+        for family in registry.collect():
+            for sample in family.samples:
+                if sample.name == name and tuple(sorted(sample.labels.items())) == labels:
+                    found[int(path.stem.rsplit("_", 1)[1])] = sample.value
+    return found
+
+
+def test_metrics_add_up_across_workers(scale_repository, start_server, tmp_path) -> None:
+    metrics_dir = tmp_path / "metrics"
+    server = start_server(scale_repository, args=("--workers", "2"),
+                          extra_env={"PROMETHEUS_MULTIPROC_DIR": str(metrics_dir)})
     loaded = ("aiinfra_models_loaded", ())
     deadline = time.monotonic() + WAIT_S
     while scrape(server.url).get(loaded) != 2:  # both workers have loaded the model
@@ -180,5 +203,25 @@ def test_metrics_add_up_across_workers(scale_repository, start_server) -> None:
         assert samples.get(success) == 40
         assert samples.get(("aiinfra_inferences_total", (("model", "scale"),))) == 40
         assert samples.get(loaded) == 2
+    # Both workers served (one worker serving all 40 would pass the sums above).
+    served = _per_worker(metrics_dir, "aiinfra_inference_requests_total",
+                         (("model", "scale"), ("outcome", "success")))
+    assert len(served) == 2, served
+    assert sum(served.values()) == 40
+    assert all(count > 0 for count in served.values()), served
+
+    # A worker that dies is replaced; its live gauges leave the merged view (review #7).
+    victim = min(served)
+    os.kill(victim, signal.SIGKILL)
+    deadline = time.monotonic() + WAIT_S
+    while sorted(_per_worker(metrics_dir, "aiinfra_models_loaded",
+                             kind="gauge_livesum").values()) != [1, 1, 1]:
+        # the dead worker's file, the survivor's, and the replacement's once it has loaded
+        assert time.monotonic() < deadline, f"the worker was not replaced:\n{server.log()}"
+        time.sleep(0.1)
+    for _ in range(4):
+        samples = scrape(server.url)
+        assert samples.get(loaded) == 2
+        assert samples.get(success) == 40  # what the dead worker served is history
 
     assert server.stop(signal.SIGTERM, timeout=WAIT_S) == 0, server.log()
