@@ -40,6 +40,16 @@ class LoadedModel:
     def latest(self) -> int:
         return max(self.batchers)
 
+    def hold(self) -> None:
+        """One more request in flight: the model is not retired until it is released."""
+        self.in_flight += 1
+        self.idle.clear()
+
+    def release(self) -> None:
+        self.in_flight -= 1
+        if self.in_flight == 0:
+            self.idle.set()
+
     def problem(self) -> str | None:
         """Why this model cannot serve now (draining, a batch worker that died), or None."""
         if self.draining:
@@ -128,16 +138,16 @@ class ModelRegistry:
         """Hold ``name`` for one request, loading it first if needed; never evicted meanwhile."""
         model = self._loaded.get(name)
         if model is None or model.draining:
+            # Held from the moment it is registered: a concurrent load's eviction must not
+            # retire it before this request runs.
             model = await self._ensure_loaded(name)
-        model.in_flight += 1
-        model.idle.clear()
-        self._loaded.move_to_end(name)
+        else:
+            model.hold()
+            self._loaded.move_to_end(name)
         try:
             yield model
         finally:
-            model.in_flight -= 1
-            if model.in_flight == 0:
-                model.idle.set()
+            model.release()
 
     async def _ensure_loaded(self, name: str) -> LoadedModel:
         if name in self._held_unloaded:
@@ -152,15 +162,19 @@ class ModelRegistry:
                 raise ModelNotReady(
                     f"model '{name}' failed to load: {self._errors.get(name, '')}; next try "
                     f"in {math.ceil(wait)} s", headers={"Retry-After": str(math.ceil(wait))})
-        return await self.load(name, explicit=False)
+        return await self.load(name, explicit=False, hold=True)
 
     # -- control -------------------------------------------------------------------------
-    async def load(self, name: str, *, explicit: bool = True) -> LoadedModel:
-        """Load ``name`` (lazily or by request). An explicit load of a loaded model reloads it."""
+    async def load(self, name: str, *, explicit: bool = True, hold: bool = False
+                   ) -> LoadedModel:
+        """Load ``name`` (lazily or by request). An explicit load of a loaded model reloads it.
+        ``hold``: the model is returned with one request in flight (the caller's)."""
         lock = self._locks.setdefault(name, asyncio.Lock())
         async with lock:
             current = self._loaded.get(name)
             if current is not None and not current.draining and not explicit:
+                if hold:
+                    current.hold()
                 return current
             self._held_unloaded.discard(name)
             started = time.monotonic()
@@ -193,6 +207,8 @@ class ModelRegistry:
                 batcher.start()
             model = LoadedModel(name, config, kind, batchers, fingerprints)
             model.idle.set()
+            if hold:
+                model.hold()
             self._loaded[name] = model
             self._loaded.move_to_end(name)
             elapsed = time.monotonic() - started
@@ -201,9 +217,19 @@ class ModelRegistry:
             log.info("model loaded", extra={"model": name, "backend": kind,
                                             "versions": sorted(batchers),
                                             "seconds": round(elapsed, 3)})
-            if current is not None:
-                await self._retire(current)
-        await self._evict(keep=name)
+            try:
+                if current is not None:
+                    await self._retire(current)
+            except BaseException:
+                if hold:  # the caller never gets the model: give its hold back
+                    model.release()
+                raise
+        try:
+            await self._evict(keep=name)
+        except BaseException:
+            if hold:
+                model.release()
+            raise
         return model
 
     async def unload(self, name: str) -> None:

@@ -176,6 +176,53 @@ async def test_busy_model_evicted_only_after_its_request(scale_repository: Path,
         await registry.close()
 
 
+async def test_a_model_just_loaded_for_a_request_is_not_evicted_before_it_runs(
+        scale_repository: Path, registry_factory, monkeypatch) -> None:
+    """Review #34: between a lazy load and its request taking hold, the new model had no
+    request in flight, so a concurrent load's eviction could retire it under the request."""
+    import threading  # noqa: PLC0415
+
+    from serving import registry as registry_module  # noqa: PLC0415
+
+    add_copies(scale_repository, "a", "b")
+    registry = registry_factory(scale_repository, max_loaded_models=1)
+    release_b = threading.Event()
+    real_build = registry_module._build_instances
+
+    def build(repository, settings, name):
+        if name == "b":
+            assert release_b.wait(20)
+        return real_build(repository, settings, name)
+
+    monkeypatch.setattr(registry_module, "_build_instances", build)
+    try:
+        async with asyncio.timeout(30):  # a regression fails, never hangs
+            await registry.load("scale")
+            # Retiring "scale" (a's own eviction) takes a while: meanwhile b's load ends.
+            (old,) = registry.loaded("scale").batchers.values()
+            real_stop = old.stop
+
+            async def slow_stop() -> None:
+                release_b.set()
+                while registry.loaded("b") is None:
+                    await asyncio.sleep(0.01)
+                await real_stop()
+
+            monkeypatch.setattr(old, "stop", slow_stop)
+            loading_b = asyncio.create_task(registry.load("b", explicit=False))
+
+            async def request_a() -> list[np.ndarray]:
+                async with registry.use("a") as model:
+                    assert not model.draining, "evicted before its request ran"
+                    return await _run(model)
+
+            y, _ = await request_a()
+            np.testing.assert_array_equal(y, [[0, 2, 4, 6]])
+            await loading_b
+    finally:
+        await registry.close()
+
+
 async def test_unload_waits_for_requests_in_flight(scale_repository: Path,
                                                    registry_factory) -> None:
     registry = registry_factory(scale_repository)
