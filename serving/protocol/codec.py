@@ -17,6 +17,29 @@ from serving.datatypes import NUMPY_DTYPES, datatype_of
 from serving.errors import InvalidInput, Unsupported
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
+# Protocol parameters this server does not implement and would otherwise ignore, changing the
+# answer: each is refused with why, unless it carries its "off" value (as tritonclient sends).
+_SEQUENCE = "models here are stateless (no sequence batching)"
+_REQUEST_REFUSED = {"sequence_id": (_SEQUENCE, (0, "")), "sequence_start": (_SEQUENCE, (False,)),
+                    "sequence_end": (_SEQUENCE, (False,)),
+                    "priority": ("every request is queued in arrival order", (0,))}
+_SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
+_INPUT_REFUSED = {p: "send the tensor in the body (JSON or binary_data_size)"
+                  for p in _SHARED_MEMORY}
+_OUTPUT_REFUSED = {"classification": "request the raw output and take its top-k",
+                   **{p: "outputs come back in the body (JSON or binary_data)"
+                      for p in _SHARED_MEMORY}}
+
+
+def _refuse_unimplemented(parameters: dict, refused: dict, where: str = "") -> None:
+    for name, rule in refused.items():
+        if name not in parameters or parameters[name] is None:
+            continue
+        why, off = rule if isinstance(rule, tuple) else (rule, ())
+        value = parameters[name]
+        if any(value == o and type(value) is type(o) for o in off):
+            continue
+        raise InvalidInput(f"{where}parameter '{name}' is not supported: {why}")
 
 
 @dataclass(slots=True)
@@ -160,6 +183,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         parameters = raw.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise InvalidInput(f"input '{name}': 'parameters' must be an object")
+        _refuse_unimplemented(parameters, _INPUT_REFUSED, f"input '{name}': ")
         size = parameters.get("binary_data_size")
         if size is None:
             if "data" not in raw:
@@ -191,11 +215,9 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     parameters = header.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise InvalidInput("'parameters' must be an object")
+    _refuse_unimplemented(parameters, _REQUEST_REFUSED)
     request = InferRequest(request_id, parameters, inputs, _requested_outputs(header))
     _ = request.binary_output  # refuse a bad flag before the request is computed
-    if parameters.get("priority", 0) not in (0, None):
-        raise Unsupported("parameter 'priority' is not supported: every request is queued in "
-                          "arrival order")
     return request
 
 
@@ -215,6 +237,7 @@ def _requested_outputs(header: dict) -> list[RequestedOutput] | None:
         parameters = raw.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise InvalidInput(f"output '{name}': 'parameters' must be an object")
+        _refuse_unimplemented(parameters, _OUTPUT_REFUSED, f"output '{name}': ")
         binary = parameters.get("binary_data")
         if binary is not None and not isinstance(binary, bool):
             raise InvalidInput(f"output '{name}': 'binary_data' must be true or false")
@@ -237,6 +260,9 @@ def encode_response(model_name: str, model_version: str, request_id: str | None,
             chunks.append(raw)
         else:
             flat = array.reshape(-1)
+            if flat.dtype.kind == "f" and not np.isfinite(flat).all():
+                raise InvalidInput(f"output '{name}' holds NaN or infinity, which JSON cannot "
+                                   "carry: ask for it as a binary tensor (\"binary_data\": true)")
             entry["data"] = flat.astype(np.float32) if flat.dtype == np.float16 else flat
         encoded.append(entry)
     response: dict = {"model_name": model_name, "model_version": model_version}

@@ -525,5 +525,70 @@ def test_server_metadata_advertises_only_what_this_server_does(
 def test_a_priority_is_refused_rather_than_ignored(client: TestClient) -> None:
     response = client.post(INFER, json={"inputs": [x_input([[1, 1, 1, 1]])],
                                         "parameters": {"priority": 1}})
-    assert_error(response, 501, "parameter 'priority' is not supported: every request is "
+    assert_error(response, 400, "parameter 'priority' is not supported: every request is "
                                 "queued in arrival order")
+    zero = client.post(INFER, json={"inputs": [x_input([[1, 1, 1, 1]])],
+                                    "parameters": {"priority": 0}})
+    assert zero.status_code == 200  # tritonclient's default
+
+
+@pytest.mark.parametrize(("where", "parameter", "value", "message"), [
+    ("request", "sequence_id", 7, "parameter 'sequence_id' is not supported: models here are "
+     "stateless (no sequence batching)"),
+    ("request", "sequence_start", True, "parameter 'sequence_start' is not supported: models "
+     "here are stateless (no sequence batching)"),
+    ("request", "sequence_end", True, "parameter 'sequence_end' is not supported: models here "
+     "are stateless (no sequence batching)"),
+    ("input", "shared_memory_region", "r0", "input 'x': parameter 'shared_memory_region' is not "
+     "supported: send the tensor in the body (JSON or binary_data_size)"),
+    ("input", "shared_memory_byte_size", 16, "input 'x': parameter 'shared_memory_byte_size' is "
+     "not supported: send the tensor in the body (JSON or binary_data_size)"),
+    ("output", "classification", 3, "output 'y': parameter 'classification' is not supported: "
+     "request the raw output and take its top-k"),
+    ("output", "shared_memory_region", "r1", "output 'y': parameter 'shared_memory_region' is "
+     "not supported: outputs come back in the body (JSON or binary_data)"),
+])
+def test_parameters_that_would_change_the_answer_are_refused_not_ignored(
+        client: TestClient, where: str, parameter: str, value, message: str) -> None:
+    """Review #28: a client asking for top-k classes got raw logits with 200; a stateful
+    sequence or a shared-memory tensor was silently treated as something else."""
+    request: dict = {"inputs": [x_input([[1, 1, 1, 1]])]}
+    if where == "request":
+        request["parameters"] = {parameter: value}
+    elif where == "input":
+        request["inputs"][0]["parameters"] = {parameter: value}
+    else:
+        request["outputs"] = [{"name": "y", "parameters": {parameter: value}}]
+    assert_error(client.post(INFER, json=request), 400, message)
+    assert client.post(INFER, json={"inputs": [x_input([[1, 1, 1, 1]])]}).status_code == 200
+
+
+def test_sequence_id_zero_is_no_sequence(client: TestClient) -> None:
+    """tritonclient sends ``sequence_id: 0`` and start/end false for a stateless request."""
+    response = client.post(INFER, json={"inputs": [x_input([[1, 1, 1, 1]])], "parameters": {
+        "sequence_id": 0, "sequence_start": False, "sequence_end": False}})
+    assert response.status_code == 200, response.text
+
+
+class NotFinite(nn.Module):
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return x / 0, x.sum(dim=1, keepdim=True)
+
+
+def test_non_finite_outputs_are_refused_in_json_and_sent_as_binary(
+        tmp_path: Path, make_client: MakeClient) -> None:
+    """Review #15: NaN and infinity became JSON null, which tritonclient cannot read back."""
+    root = tmp_path / "repository"
+    write_model(root, "scale", SCALE_CONFIG, module=NotFinite())
+    client = make_client(root)
+    request = {"inputs": [x_input([[0, 1, -1, 2]])]}
+    assert_error(client.post(INFER, json=request), 400,
+                 "output 'y' holds NaN or infinity, which JSON cannot carry: ask for it as a "
+                 "binary tensor (\"binary_data\": true)")
+    binary = client.post(INFER, json={**request, "outputs": [
+        {"name": "y", "parameters": {"binary_data": True}}, {"name": "total"}]})
+    assert binary.status_code == 200, binary.text
+    length = int(binary.headers[HEADER_LENGTH])
+    y = np.frombuffer(binary.content[length:], "<f4")
+    assert np.isnan(y[0])
+    assert y[1:].tolist() == [np.inf, -np.inf, np.inf]
