@@ -44,7 +44,10 @@ async def drive(url: str, model: str, *, concurrency: int, payload: str, duratio
     as ``<name>_cpu_us_per_request``."""
     connector = aiohttp.TCPConnector(limit=concurrency, force_close=False)
     timeout = aiohttp.ClientTimeout(total=60)
-    async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session:
+    # Plain bodies, as tritonclient and wrk ask for them (aiohttp would ask for gzip, and the
+    # server would spend the measured CPU compressing).
+    async with aiohttp.ClientSession(connector=connector, timeout=timeout,
+                                     skip_auto_headers=("Accept-Encoding",)) as session:
         async with session.get(f"{url}/v2/models/{model}") as response:
             response.raise_for_status()
             metadata = await response.json()

@@ -12,6 +12,7 @@ failure, not a refusal) and ``log_status`` is the prediction log's ``status`` co
 | Forbidden        | 403       | -            | error        |
 | ModelNotFound    | 404       | not_found    | not_found    |
 | PayloadTooLarge  | 413       | too_large    | too_large    |
+| UnsupportedEncoding | 415    | invalid      | invalid      |
 | Unsupported      | 501       | invalid      | invalid      |
 | ModelNotReady    | 503       | not_ready    | not_ready    |
 | Overloaded       | 503 / 429 | queue_full   | overloaded   |
@@ -72,6 +73,14 @@ class PayloadTooLarge(ServingError):
     status = 413
     reason = "too_large"
     log_status = "too_large"
+
+
+class UnsupportedEncoding(ServingError):
+    """415: a request body in a content coding this server does not decode."""
+
+    status = 415
+    reason = "invalid"
+    log_status = "invalid"
 
 
 class Unsupported(ServingError):

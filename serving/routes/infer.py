@@ -21,6 +21,8 @@ from serving.predlog.records import status_of
 from serving.protocol import HEADER_LENGTH, decode_request, encode_response
 from serving.routes.body import declared_length, read_body
 from serving.routes.deps import parse_version
+from serving.routes.encoding import choose as choose_encoding
+from serving.routes.encoding import compress, inflate
 from serving.routes.errors import render_error, render_internal_error, render_serving_error
 from serving.runtime import Runtime
 
@@ -57,8 +59,8 @@ _HEADER_LENGTH = HEADER_LENGTH.lower().encode("latin-1")  # ASGI header names ar
 
 
 async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, receive,
-                       declared: int | None, header_length: str | None
-                       ) -> tuple[bytes, dict[str, str]]:
+                       declared: int | None, header_length: str | None,
+                       content_encoding: str | None = None) -> tuple[bytes, dict[str, str]]:
     """Decode, batch and encode one request; raises ``ServingError`` subclasses."""
     started = time.perf_counter()
     created_at = time.time()
@@ -72,7 +74,8 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
         if not label:
             raise ModelNotFound(f"model '{model_name}' is not in the repository")
         version = parse_version(model_version)
-        body = await read_body(receive, rt.settings.max_request_bytes, declared)
+        limit = rt.settings.max_request_bytes
+        body = inflate(await read_body(receive, limit, declared), content_encoding, limit)
         request = decode_request(body, header_length)
         async with rt.registry.use(model_name) as model, _cancelled_on_disconnect(receive):
             result = await run_inference(model, version, request, rt.cache)
@@ -126,15 +129,19 @@ class InferFastPath:
             return await self.app(scope, receive, send)
         if scope["method"] != "POST":
             return await _send(send, *render_error(405, "infer takes POST", {"allow": "POST"}))
-        declared = header_length = None
+        declared = header_length = content_encoding = accept_encoding = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 declared = declared_length(value)
             elif name == _HEADER_LENGTH:
                 header_length = value.decode("latin-1")
+            elif name == b"content-encoding":
+                content_encoding = value.decode("latin-1")
+            elif name == b"accept-encoding":
+                accept_encoding = value.decode("latin-1")
         try:
             content, headers = await handle_infer(self.runtime, match[1], match[2], receive,
-                                                  declared, header_length)
+                                                  declared, header_length, content_encoding)
         except ServingError as error:
             return await _send(send, *render_serving_error(error))
         except (ClientDisconnected, RequestCancelled):
@@ -142,6 +149,9 @@ class InferFastPath:
         except Exception:  # noqa: BLE001 - one request fails, the server goes on
             log.exception("infer failed", extra={"model": match[1]})
             return await _send(send, *render_internal_error())
+        if accept_encoding is not None and (coding := choose_encoding(accept_encoding)):
+            content = compress(content, coding)
+            headers = {**headers, "content-encoding": coding, "vary": "Accept-Encoding"}
         await _send(send, 200, headers, content)
 
 

@@ -153,6 +153,30 @@ def test_sigterm_drains_queued_requests(slow_batch_repository, start_server) -> 
     assert code == 0, server.log()
 
 
+@pytest.mark.parametrize(("request_coding", "response_coding"),
+                         [("gzip", "gzip"), ("deflate", "deflate"), ("gzip", None),
+                          (None, "deflate")])
+def test_tritonclient_compression(scale_repository, start_server, request_coding,
+                                  response_coding) -> None:
+    """tritonclient compresses the request body and asks for a compressed response."""
+    server = start_server(scale_repository)
+    client = tritonhttp.InferenceServerClient(server.url.removeprefix("http://"),
+                                              connection_timeout=10, network_timeout=10)
+    try:
+        x = np.arange(16, dtype=np.float32).reshape(4, 4)
+        for binary in (True, False):
+            infer_input = tritonhttp.InferInput("x", list(x.shape), "FP32")
+            infer_input.set_data_from_numpy(x, binary_data=binary)
+            result = client.infer(
+                "scale", [infer_input],
+                outputs=[tritonhttp.InferRequestedOutput("y", binary_data=binary)],
+                request_compression_algorithm=request_coding,
+                response_compression_algorithm=response_coding)
+            np.testing.assert_array_equal(result.as_numpy("y"), x * 2)
+    finally:
+        client.close()
+
+
 # -- several workers ---------------------------------------------------------------------
 def _per_worker(directory: Path, name: str, labels: tuple = (),
                 kind: str = "counter") -> dict[int, float]:
