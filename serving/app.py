@@ -8,7 +8,7 @@ from fastapi import FastAPI, Response
 
 from serving import __version__
 from serving.metrics import ServingMetrics
-from serving.routes import health, repository
+from serving.routes import extensions, health, repository
 from serving.routes.errors import register_error_handlers
 from serving.routes.infer import InferFastPath
 from serving.runtime import Runtime
@@ -32,6 +32,7 @@ def create_app(settings: Settings | None = None,
                   docs_url=None, redoc_url=None)
     app.state.runtime = runtime
     register_error_handlers(app)
+    app.include_router(extensions.router)  # before /v2/models/{m}: "stats" is no model
     app.include_router(health.router)
     app.include_router(repository.router)
 

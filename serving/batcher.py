@@ -22,6 +22,7 @@ from serving.backends.base import Backend
 from serving.errors import InferenceFailed, ModelNotReady, Overloaded, RequestTimeout
 from serving.metrics import ServingMetrics
 from serving.repository.config import ModelConfig
+from serving.stats import VersionStats
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ class _Pending:
 class DynamicBatcher:
     def __init__(self, label: str, config: ModelConfig, instances: list[Backend],
                  metrics: ServingMetrics, *, overload_status: int = 503,
-                 retry_after_s: int = 1) -> None:
+                 retry_after_s: int = 1, stats: VersionStats | None = None) -> None:
         if not instances:
             raise ValueError("a batcher needs at least one backend instance")
         self.label = label
@@ -62,6 +63,7 @@ class DynamicBatcher:
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
         self._executors: list[ThreadPoolExecutor] = []
+        self._stats = stats if stats is not None else VersionStats()
         self._overload_status = overload_status
         self._retry_after_s = retry_after_s
         self._m_depth = metrics.queue_depth.labels(label)
@@ -92,6 +94,10 @@ class DynamicBatcher:
         for executor in self._executors:
             executor.shutdown(wait=True)
         self._tasks.clear()
+
+    @property
+    def stats(self) -> VersionStats:
+        return self._stats
 
     @property
     def queue_depth(self) -> int:
@@ -232,6 +238,9 @@ class DynamicBatcher:
                     item.stats.batch_rows = batch_rows
             try:
                 results = await loop.run_in_executor(executor, self._run, backend, batch)
+                self._stats.executed(batch_rows, len(batch),
+                                     [started - item.enqueued for item in batch],
+                                     time.monotonic() - started)
             except Exception as exc:  # noqa: BLE001 - the batch fails, the server goes on
                 log.exception("batch failed", extra={"model": self.label, "rows": len(batch)})
                 error = InferenceFailed(f"model '{self.label}' failed: {exc}")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -114,11 +115,15 @@ async def run_inference(model: LoadedModel, version: int | None, request: InferR
     result = InferenceResult(served, [], arrays[0].shape[0] if config.batching else 1)
     lookup = None
     if request.use_cache and config.cache.enabled and cache is not None:
+        looked_up = time.perf_counter()
         try:
             lookup = await cache.lookup(model.name, served, model.fingerprints[served], config,
                                         arrays)
         except Exception:  # noqa: BLE001 - a cache fault is a miss, never a failed request
             log.exception("cache look-up failed", extra={"model": model.name})
+        else:
+            batcher.stats.stages["cache_miss" if lookup.missing else "cache_hit"].add(
+                time.perf_counter() - looked_up)
     if lookup is None:
         outputs = await batcher.infer(arrays, timeout_s, result.batch)
         result.outputs = select_outputs(config, request, outputs)

@@ -20,6 +20,7 @@ from serving.errors import ModelConfigError, ModelNotFound, ModelNotReady
 from serving.metrics import ServingMetrics
 from serving.repository import ModelConfig, ModelRepository
 from serving.settings import Settings
+from serving.stats import Statistics
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +98,7 @@ class ModelRegistry:
         self.repository = repository
         self.settings = settings
         self.metrics = metrics
+        self.statistics = Statistics()
         self._loaded: OrderedDict[str, LoadedModel] = OrderedDict()
         self._locks: dict[str, asyncio.Lock] = {}
         self._errors: dict[str, str] = {}
@@ -200,7 +202,8 @@ class ModelRegistry:
             batchers = {
                 version: DynamicBatcher(name, config, instances, self.metrics,
                                         overload_status=self.settings.overload_status,
-                                        retry_after_s=self.settings.retry_after_s)
+                                        retry_after_s=self.settings.retry_after_s,
+                                        stats=self.statistics.of(name, version))
                 for version, instances in built.items()
             }
             for batcher in batchers.values():

@@ -39,9 +39,14 @@ def resolve_backend(config: ModelConfig) -> str:
     return choice
 
 
+def device_for(kind: str) -> torch.device:
+    """Where a backend of ``kind`` runs: the GPU when there is one (int8 runs on the CPU)."""
+    return torch.device("cuda" if torch.cuda.is_available() and kind != "int8" else "cpu")
+
+
 def create_backend(config: ModelConfig, artifact: Path, *, engine_cache_dir: Path) -> Backend:
     kind = resolve_backend(config)
-    device = torch.device("cuda" if torch.cuda.is_available() and kind != "int8" else "cpu")
+    device = device_for(kind)
     if kind == "tensorrt":
         from serving.backends.tensorrt import TensorRTBackend  # noqa: PLC0415 - GPU only
 

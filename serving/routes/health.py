@@ -12,7 +12,7 @@ from serving.routes.json import JSONBody
 router = APIRouter()
 
 # schedule_policy: the `timeout` parameter (a nonzero `priority` is refused, not ignored).
-EXTENSIONS = ["binary_tensor_data", "schedule_policy"]
+EXTENSIONS = ["binary_tensor_data", "schedule_policy", "model_configuration", "statistics"]
 
 
 @router.get("/v2")

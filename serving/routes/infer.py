@@ -105,11 +105,26 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
             if outcome != "failure" or not isinstance(failure, ServingError):
                 metrics.requests.labels(label, outcome).inc()
             metrics.request_seconds.labels(label, outcome).observe(elapsed)
+            if outcome != "cancelled":
+                _answered(rt, model_name, version, result, outcome == "success", elapsed)
         if rt.predlog is not None and label:
             rt.predlog.record(created_at=created_at, model=model_name,
                               status=status_of(failure), latency_s=elapsed,
                               request=request, result=result, version=version)
     return content, headers
+
+
+def _answered(rt: Runtime, name: str, version: int | None, result, ok: bool,
+              elapsed: float) -> None:
+    """The statistics extension's success/fail for the version that answered (or would
+    have: the one asked for, else the latest loaded)."""
+    if result is not None:
+        served = result.version
+    elif (loaded := rt.registry.loaded(name)) is not None:
+        served = version if version in loaded.batchers else loaded.latest
+    else:
+        return  # not loaded: no version to count against
+    rt.registry.statistics.of(name, served).answered(ok, elapsed)
 
 
 class InferFastPath:

@@ -83,7 +83,8 @@ def test_server_metadata(client: TestClient) -> None:
     response = client.get("/v2")
     assert response.status_code == 200
     assert response.json() == {"name": "aiinfra", "version": __version__,
-                               "extensions": ["binary_tensor_data", "schedule_policy"]}
+                               "extensions": ["binary_tensor_data", "schedule_policy",
+                                              "model_configuration", "statistics"]}
 
 
 def test_health(client: TestClient) -> None:

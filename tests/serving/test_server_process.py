@@ -90,6 +90,18 @@ def test_tritonclient_talks_to_the_server(scale_repository, start_server) -> Non
         with pytest.raises(InferenceServerException) as missing:
             client.get_model_metadata("nope")
         assert missing.value.status() == "404"
+
+        # Triton's model configuration and statistics extensions.
+        config = client.get_model_config("scale")
+        assert config["max_batch_size"] == SCALE_CONFIG["max_batch_size"]
+        assert [(t["name"], t["data_type"]) for t in config["input"]] == [("x", "TYPE_FP32")]
+        statistics = client.get_inference_statistics("scale")
+        (stats,) = statistics["model_stats"]
+        assert stats["version"] == "1"
+        assert stats["inference_stats"]["success"]["count"] == 2
+        assert stats["inference_stats"]["fail"]["count"] == 1
+        assert stats["inference_count"] == 6
+        assert client.get_inference_statistics()["model_stats"] == [stats]
     finally:
         client.close()
 
