@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from serving.datatypes import NUMPY_DTYPES, TORCH_DTYPES
+from serving.datatypes import (
+    BF16_DTYPE,
+    NUMPY_DTYPES,
+    TORCH_DTYPES,
+    bf16_array,
+    bf16_tensor,
+    float32_to_bf16,
+)
 from serving.repository.config import ModelConfig
 
 
@@ -35,15 +43,18 @@ class Backend:
         self.device = device
         self._fn = fn
         self._input_dtype = input_dtype
-        self._input_torch = [TORCH_DTYPES[s.datatype] for s in config.inputs]
+        # None: a BYTES tensor, which the model takes and returns as a flat List[str].
+        self._input_torch = [TORCH_DTYPES.get(s.datatype) for s in config.inputs]
         self._output_numpy = [NUMPY_DTYPES[s.datatype] for s in config.outputs]
-        self._output_torch = [TORCH_DTYPES[s.datatype] for s in config.outputs]
+        self._output_torch = [TORCH_DTYPES.get(s.datatype) for s in config.outputs]
 
     def describe(self) -> str:
         return f"{self.name} on {self.device}"
 
-    def _to_tensor(self, array: np.ndarray, dtype: torch.dtype) -> torch.Tensor:
-        tensor = torch.from_numpy(array)
+    def _to_tensor(self, array: np.ndarray, dtype: torch.dtype | None) -> torch.Tensor | list:
+        if dtype is None:
+            return array.reshape(-1).tolist()
+        tensor = bf16_tensor(array) if array.dtype == BF16_DTYPE else torch.from_numpy(array)
         if tensor.dtype != dtype:
             tensor = tensor.to(dtype)
         if self._input_dtype is not None and tensor.is_floating_point():
@@ -54,9 +65,9 @@ class Backend:
         tensors = [self._to_tensor(a, d) for a, d in zip(inputs, self._input_torch, strict=True)]
         with torch.inference_mode():
             result = self._fn(*tensors)
-        return self._outputs(result)
+        return self._outputs(result, inputs[0].shape[0] if self.config.batching else None)
 
-    def _outputs(self, result: object) -> list[np.ndarray]:
+    def _outputs(self, result: object, rows: int | None = None) -> list[np.ndarray]:
         specs = self.config.outputs
         if isinstance(result, torch.Tensor):
             values = [result]
@@ -76,6 +87,9 @@ class Backend:
         arrays = []
         for spec, tensor, dtype, torch_dtype in zip(specs, values, self._output_numpy,
                                                     self._output_torch, strict=True):
+            if torch_dtype is None:
+                arrays.append(self._texts(spec, tensor, rows))
+                continue
             if not isinstance(tensor, torch.Tensor):
                 raise RuntimeError(f"output '{spec.name}' is a {type(tensor).__name__}, "
                                    "not a tensor")
@@ -87,9 +101,25 @@ class Backend:
             # Cast in torch: numpy has no bfloat16, and .numpy() refuses it.
             if tensor.dtype != torch_dtype:
                 tensor = tensor.to(torch_dtype)
+            if torch_dtype == torch.bfloat16:
+                arrays.append(bf16_array(tensor))
+                continue
             array = tensor.detach().cpu().numpy()
             arrays.append(array if array.dtype == dtype else array.astype(dtype))
         return arrays
+
+    def _texts(self, spec, value: object, rows: int | None) -> np.ndarray:
+        """A BYTES output: the model's flat List[str], shaped by the declared dims."""
+        shape = [rows, *spec.dims] if rows is not None else list(spec.dims)
+        if not isinstance(value, list | tuple) or not all(isinstance(v, str) for v in value):
+            raise RuntimeError(f"output '{spec.name}' is a {type(value).__name__}, not a list "
+                               "of str (BYTES)")
+        if len(value) != math.prod(shape):
+            raise RuntimeError(f"output '{spec.name}' has {len(value)} elements; config.yaml "
+                               f"declares {shape}")
+        array = np.empty(len(value), dtype=object)
+        array[:] = list(value)
+        return array.reshape(shape)
 
 
 def example_inputs(config: ModelConfig, batch_size: int) -> list[np.ndarray]:
@@ -100,7 +130,11 @@ def example_inputs(config: ModelConfig, batch_size: int) -> list[np.ndarray]:
         dims = [1 if d == -1 else d for d in spec.dims]
         shape = [batch_size, *dims] if config.batching else dims
         dtype = NUMPY_DTYPES[spec.datatype]
-        if dtype.kind == "f":
+        if spec.datatype == "BYTES":
+            arrays.append(np.full(shape, "", dtype=object))
+        elif spec.datatype == "BF16":
+            arrays.append(float32_to_bf16(rng.standard_normal(shape)).reshape(shape))
+        elif dtype.kind == "f":
             arrays.append(rng.standard_normal(shape).astype(dtype))
         elif dtype.kind == "b":
             arrays.append(np.zeros(shape, dtype=dtype))

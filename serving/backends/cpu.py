@@ -10,13 +10,14 @@ from torch import nn
 from serving.backends.base import Backend, load_module
 from serving.repository.config import ModelConfig
 
-_FLOAT_DTYPE = {"fp32": torch.float32, "fp16": torch.float16, "int8": torch.float32}
+_FLOAT_DTYPE = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16,
+                "int8": torch.float32}
 
 
 def _prepare(config: ModelConfig, artifact: Path, device: torch.device) -> nn.Module:
     module = load_module(artifact).to(device)
-    if config.precision == "fp16":
-        module = module.half()
+    if config.precision in ("fp16", "bf16"):
+        module = module.to(_FLOAT_DTYPE[config.precision])
     return module
 
 
@@ -52,7 +53,7 @@ class Int8Backend(Backend):
 
 
 def _input_dtype(config: ModelConfig) -> torch.dtype | None:
-    return torch.float16 if config.precision == "fp16" else None
+    return _FLOAT_DTYPE[config.precision] if config.precision in ("fp16", "bf16") else None
 
 
 def quantize_linear_int8(module: nn.Module) -> nn.Module:

@@ -23,8 +23,9 @@ def resolve_backend(config: ModelConfig) -> str:
     asks for int8 precision, else eager (torch.compile is opt-in: its first call compiles).
     """
     choice = config.backend
+    texts = any(s.datatype == "BYTES" for s in (*config.inputs, *config.outputs))
     if choice == "auto":
-        if tensorrt_available():
+        if tensorrt_available() and not texts:  # TensorRT takes tensors, not List[str]
             return "tensorrt"
         return "int8" if config.precision == "int8" else "eager"
     if choice == "tensorrt" and not tensorrt_available():

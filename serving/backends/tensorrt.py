@@ -19,6 +19,9 @@ from serving.backends.base import Backend
 from serving.datatypes import TORCH_DTYPES
 from serving.repository.config import ModelConfig
 
+# Precisions that run the graph in a reduced float type (TensorRT follows its dtypes).
+_LOW_PRECISION = {"fp16": torch.float16, "bf16": torch.bfloat16}
+
 log = logging.getLogger(__name__)
 
 
@@ -66,29 +69,28 @@ class TensorRTBackend(Backend):
             module = torch_tensorrt.load(str(path)).module()
         else:
             module = self._build(torch_tensorrt, config, artifact, device, path)
-        input_dtype = torch.float16 if config.precision == "fp16" else None
-        super().__init__(config, module, device, input_dtype)
+        super().__init__(config, module, device, _LOW_PRECISION.get(config.precision))
 
     @staticmethod
     def _build(trt, config: ModelConfig, artifact: Path, device: torch.device, path: Path):
         low, opt, high = profile(config)
         program = torch.export.load(str(artifact))
-        half = config.precision == "fp16"
+        reduced = _LOW_PRECISION.get(config.precision)
         inputs = []
         examples = []
         for spec in config.inputs:
             dims = [1 if d == -1 else d for d in spec.dims]
             dtype = TORCH_DTYPES[spec.datatype]
-            if half and dtype.is_floating_point:
-                dtype = torch.float16
+            if reduced is not None and dtype.is_floating_point:
+                dtype = reduced
             inputs.append(trt.Input(min_shape=(low, *dims), opt_shape=(opt, *dims),
                                     max_shape=(high, *dims), dtype=dtype))
             examples.append(torch.zeros((opt, *dims), dtype=dtype, device=device))
         # Re-export on the GPU (and in FP16: torch-tensorrt ≥ 2.13 is strongly typed, so
         # precision follows the graph's dtypes) with the batch range as a dynamic dimension.
         module = program.module().to(device)
-        if half:
-            module = module.half()
+        if reduced is not None:
+            module = module.to(reduced)
         dynamic = _dynamic(config, low, high) if high > 1 else None
         program = torch.export.export(module, tuple(examples), dynamic_shapes=dynamic)
         options = {

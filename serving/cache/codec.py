@@ -1,7 +1,8 @@
 """Cached predictions as bytes, and the checks that turn anything unexpected into a miss.
 
 Layout: ``AIC1`` · u32 header length · JSON header · raw outputs, back to back. The header
-lists each output's datatype and shape and an XXH3-64 checksum of the raw part. A value read
+lists each output's datatype and shape (and for BYTES, serialized as on the wire, its size in
+bytes) and an XXH3-64 checksum of the raw part. A value read
 back is served only if every check passes: magic, header, datatypes, shapes against the
 model's outputs, sizes and checksum. Arrays are read-only views of the value (no copy).
 """
@@ -15,7 +16,8 @@ import numpy as np
 import orjson
 import xxhash
 
-from serving.datatypes import NUMPY_DTYPES, datatype_of
+from serving.datatypes import NUMPY_DTYPES, datatype_of, deserialize_bytes, serialize_bytes
+from serving.errors import InvalidInput
 
 MAGIC = b"AIC1"
 _PREFIX = len(MAGIC) + 4
@@ -26,10 +28,12 @@ class InvalidValue(ValueError):
 
 
 def encode_value(outputs: Sequence[np.ndarray]) -> bytes:
-    raws = [np.ascontiguousarray(a).tobytes() for a in outputs]
+    raws = [serialize_bytes(a) if a.dtype == object else np.ascontiguousarray(a).tobytes()
+            for a in outputs]
     payload = b"".join(raws)
-    header = orjson.dumps({"o": [[datatype_of(a), list(a.shape)] for a in outputs],
-                           "h": xxhash.xxh3_64_intdigest(payload)})
+    specs = [[datatype_of(a), list(a.shape), *([len(raw)] if a.dtype == object else [])]
+             for a, raw in zip(outputs, raws, strict=True)]
+    header = orjson.dumps({"o": specs, "h": xxhash.xxh3_64_intdigest(payload)})
     return b"".join((MAGIC, len(header).to_bytes(4, "little"), header, payload))
 
 
@@ -60,11 +64,24 @@ def decode_value(value: bytes, expected_shapes: Sequence[Sequence[int]]
         raise InvalidValue("checksum mismatch")
     arrays = []
     for spec, expected in zip(specs, expected_shapes, strict=True):
-        if (not isinstance(spec, list) or len(spec) != 2 or spec[0] not in NUMPY_DTYPES
+        texts = isinstance(spec, list) and spec[:1] == ["BYTES"]
+        if (not isinstance(spec, list) or len(spec) != (3 if texts else 2)
+                or spec[0] not in NUMPY_DTYPES
                 or not isinstance(spec[1], list) or not _matches(spec[1], expected)):
             raise InvalidValue("output datatype or shape does not match the model")
-        dtype = NUMPY_DTYPES[spec[0]]
         count = math.prod(spec[1])
+        if texts:
+            size = spec[2]
+            if not isinstance(size, int) or size < 0 or offset + size > len(value):
+                raise InvalidValue("outputs run past the value")
+            try:
+                array = deserialize_bytes(memoryview(value)[offset:offset + size], count, "")
+            except InvalidInput:
+                raise InvalidValue("unreadable BYTES output") from None
+            arrays.append(array.reshape(spec[1]))
+            offset += size
+            continue
+        dtype = NUMPY_DTYPES[spec[0]]
         if offset + count * dtype.itemsize > len(value):
             raise InvalidValue("outputs run past the value")
         arrays.append(np.frombuffer(value, dtype, count, offset).reshape(spec[1]))

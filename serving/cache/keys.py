@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import xxhash
 
+from serving.datatypes import serialize_bytes
 from serving.repository.config import ModelConfig
 
 # Bump when the key or value layout changes: entries written by older code are then unread.
@@ -34,7 +35,11 @@ def _tensor_header(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
             + struct.pack(f"<I{len(shape)}q", len(shape), *shape))
 
 
-def _contiguous(array: np.ndarray) -> np.ndarray:
+def _contiguous(array: np.ndarray) -> np.ndarray | bytes:
+    """What is hashed of an array: its raw bytes (for BYTES, serialized as on the wire: an
+    object array's buffer holds pointers)."""
+    if array.dtype == object:
+        return serialize_bytes(array)
     return array if array.flags.c_contiguous else np.ascontiguousarray(array)
 
 
@@ -57,15 +62,16 @@ def inputs_digest(inputs: Iterable[tuple[str, str, np.ndarray]]) -> bytes:
 def row_digests(names: Sequence[str], datatypes: Sequence[str],
                 arrays: Sequence[np.ndarray]) -> list[bytes]:
     """One digest per row (first dimension) of batched inputs: rows are independent samples."""
-    arrays = [_contiguous(a) for a in arrays]
     headers = [_tensor_header(n, d, a.shape[1:])
                for n, d, a in zip(names, datatypes, arrays, strict=True)]
+    arrays = [a if a.dtype == object else _contiguous(a) for a in arrays]
     digests = []
     for row in range(arrays[0].shape[0]):
         hasher = xxhash.xxh3_128()
         for header, array in zip(headers, arrays, strict=True):
             hasher.update(header)
-            hasher.update(array[row])
+            hasher.update(_contiguous(array[row:row + 1]) if array.dtype == object
+                          else array[row])
         digests.append(hasher.digest())
     return digests
 

@@ -8,6 +8,8 @@ from typing import NamedTuple
 
 import numpy as np
 
+from serving.datatypes import payload_bytes
+
 _ENTRY_OVERHEAD = 200  # bytes of bookkeeping per entry, so tiny entries are not free
 
 
@@ -38,7 +40,7 @@ class LocalCache:
 
     def put(self, key: bytes, outputs: tuple[np.ndarray, ...], ttl_s: float) -> None:
         """Keep ``outputs`` (read-only arrays) for ``ttl_s``; too large an entry is not kept."""
-        size = sum(a.nbytes for a in outputs) + len(key) + _ENTRY_OVERHEAD
+        size = sum(payload_bytes(a) for a in outputs) + len(key) + _ENTRY_OVERHEAD
         if size > self.max_bytes:
             return
         if key in self._entries:

@@ -13,7 +13,14 @@ from dataclasses import dataclass
 import numpy as np
 import orjson
 
-from serving.datatypes import NUMPY_DTYPES, datatype_of
+from serving.datatypes import (
+    NUMPY_DTYPES,
+    bf16_to_float32,
+    datatype_of,
+    deserialize_bytes,
+    float32_to_bf16,
+    serialize_bytes,
+)
 from serving.errors import InvalidInput, Unsupported
 
 HEADER_LENGTH = "Inference-Header-Content-Length"
@@ -105,7 +112,37 @@ def _shape(name: str, value: object) -> tuple[int, ...]:
     return tuple(value)
 
 
+def _flatten(data: object) -> list:
+    if not isinstance(data, list):
+        return [data]
+    flat: list = []
+    for item in data:
+        flat.extend(_flatten(item) if isinstance(item, list) else (item,))
+    return flat
+
+
+def _bytes_from_json(name: str, data: object, shape: tuple[int, ...]) -> np.ndarray:
+    flat = _flatten(data)
+    if not all(isinstance(v, str) for v in flat):
+        raise InvalidInput(f"input '{name}': BYTES data must be strings")
+    count = math.prod(shape)
+    if len(flat) != count:
+        raise InvalidInput(f"input '{name}': {len(flat)} values in 'data' but shape "
+                           f"{list(shape)} needs {count}")
+    array = np.empty(count, dtype=object)
+    array[:] = flat
+    return array.reshape(shape)
+
+
 def _from_json(name: str, datatype: str, data: object, shape: tuple[int, ...]) -> np.ndarray:
+    if datatype == "BYTES":
+        return _bytes_from_json(name, data, shape)
+    if datatype == "BF16":  # numbers, rounded to bfloat16 as torch rounds
+        values = _from_json(name, "FP32", data, shape)
+        converted = float32_to_bf16(values)
+        if (np.isinf(bf16_to_float32(converted)) & np.isfinite(values)).any():
+            raise InvalidInput(f"input '{name}': a value is out of range for BF16")
+        return converted.reshape(shape)
     dtype = NUMPY_DTYPES[datatype]
     try:
         array = np.asarray(data)
@@ -199,10 +236,15 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
                                    f"of the body ({len(binary) - offset} bytes left)")
             dtype = NUMPY_DTYPES[datatype]
             count = math.prod(shape)
-            if size != count * dtype.itemsize:
-                raise InvalidInput(f"input '{name}': {size} bytes of binary data but shape "
-                                   f"{list(shape)} of {datatype} needs {count * dtype.itemsize}")
-            array = np.frombuffer(binary, dtype, count, offset).reshape(shape)
+            if datatype == "BYTES":
+                array = deserialize_bytes(binary[offset:offset + size], count,
+                                          name).reshape(shape)
+            else:
+                if size != count * dtype.itemsize:
+                    raise InvalidInput(f"input '{name}': {size} bytes of binary data but shape "
+                                       f"{list(shape)} of {datatype} needs "
+                                       f"{count * dtype.itemsize}")
+                array = np.frombuffer(binary, dtype, count, offset).reshape(shape)
             offset += size
         inputs.append(InputTensor(name, datatype, shape, array))
     if offset != len(binary):
@@ -253,13 +295,17 @@ def encode_response(model_name: str, model_version: str, request_id: str | None,
     for name, array, binary in outputs:
         if array.dtype.byteorder == ">":  # the wire format is little-endian
             array = array.astype(array.dtype.newbyteorder("<"))
-        entry: dict = {"name": name, "datatype": datatype_of(array), "shape": list(array.shape)}
+        datatype = datatype_of(array)
+        entry: dict = {"name": name, "datatype": datatype, "shape": list(array.shape)}
         if binary:
-            raw = np.ascontiguousarray(array).tobytes()
+            raw = (serialize_bytes(array) if datatype == "BYTES"
+                   else np.ascontiguousarray(array).tobytes())
             entry["parameters"] = {"binary_data_size": len(raw)}
             chunks.append(raw)
+        elif datatype == "BYTES":
+            entry["data"] = [str(v) for v in array.reshape(-1)]
         else:
-            flat = array.reshape(-1)
+            flat = bf16_to_float32(array.reshape(-1)) if datatype == "BF16" else array.reshape(-1)
             if flat.dtype.kind == "f" and not np.isfinite(flat).all():
                 raise InvalidInput(f"output '{name}' holds NaN or infinity, which JSON cannot "
                                    "carry: ask for it as a binary tensor (\"binary_data\": true)")

@@ -16,7 +16,7 @@ from serving.datatypes import DATATYPES
 from serving.errors import ModelConfigError
 
 Backend = Literal["auto", "eager", "compile", "int8", "tensorrt"]
-Precision = Literal["fp32", "fp16", "int8"]
+Precision = Literal["fp32", "fp16", "bf16", "int8"]
 
 
 class _Strict(BaseModel):
@@ -92,6 +92,14 @@ class ModelConfig(_Strict):
                 "max_queue_delay_ms is set but max_batch_size is 0 (batching off): "
                 "set max_batch_size > 0 or drop max_queue_delay_ms"
             )
+        texts = [s.name for s in (*self.inputs, *self.outputs) if s.datatype == "BYTES"]
+        if texts and self.backend in ("tensorrt", "int8"):
+            raise ValueError(f"backend {self.backend} takes tensors only, and "
+                             f"{', '.join(texts)} is BYTES: use backend eager (or auto)")
+        for spec in self.outputs:  # a List[str] has no shape of its own to check
+            if spec.datatype == "BYTES" and -1 in spec.dims:
+                raise ValueError(f"BYTES output '{spec.name}' needs fixed dims: the model "
+                                 "returns a flat List[str], shaped by dims")
         if self.backend == "int8" and self.precision not in ("int8", "fp32"):
             raise ValueError("backend int8 quantises from fp32: set precision: int8 (or fp32)")
         if self.backend in ("eager", "compile") and self.precision == "int8":

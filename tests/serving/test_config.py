@@ -95,7 +95,7 @@ def test_bad_datatype(tmp_path: Path) -> None:
         "inputs": [{"name": "x", "datatype": "FP8", "dims": [4]}], "outputs": OUTPUTS})
     assert message == (f"{path}: invalid model config (1 problem(s)):\n"
                        "  - inputs.0.datatype: datatype 'FP8' is not one of BOOL, UINT8, UINT16, "
-                       "UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64")
+                       "UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BF16, BYTES")
 
 
 @pytest.mark.parametrize("dims", [[4, 0], [-2]])

@@ -242,7 +242,7 @@ BAD_JSON_REQUESTS = [
                  "input 'x' has datatype FP64 but model 'scale' expects FP32", id="wrong-datatype"),
     pytest.param({"inputs": [x_input([[1, 2, 3, 4]], datatype="STRING")]},
                  "input 'x': datatype 'STRING' is not supported; use one of BOOL, UINT8, UINT16, "
-                 "UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64",
+                 "UINT32, UINT64, INT8, INT16, INT32, INT64, FP16, FP32, FP64, BF16, BYTES",
                  id="unknown-datatype"),
     pytest.param({"inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4],
                               "data": [1, 2, 3]}]},

@@ -189,6 +189,48 @@ def test_tritonclient_compression(scale_repository, start_server, request_coding
         client.close()
 
 
+def test_tritonclient_bytes_and_bf16_round_trips(tmp_path, start_server) -> None:
+    """BYTES (JSON strings and length-prefixed binary) and BF16 (binary, as ml_dtypes
+    bfloat16 arrays) through Triton's own client."""
+    import ml_dtypes  # noqa: PLC0415 - tritonclient's own BF16 dtype
+    import torch  # noqa: PLC0415
+
+    from tests.serving.test_datatypes import BF16_CONFIG, Double, Shout, write_shout  # noqa: PLC0415
+
+    root = tmp_path / "typed"
+    write_shout(root)
+    write_model(root, "double", BF16_CONFIG, module=Double(),
+                example=torch.zeros(2, 4, dtype=torch.bfloat16))
+    server = start_server(root)
+    client = tritonhttp.InferenceServerClient(server.url.removeprefix("http://"),
+                                              connection_timeout=10, network_timeout=10)
+    try:
+        texts = np.array([["hello"], ["wörld"]], dtype=object)
+        upper, _ = torch.jit.script(Shout())(["hello", "wörld"])
+        for binary in (True, False):
+            text = tritonhttp.InferInput("text", [2, 1], "BYTES")
+            text.set_data_from_numpy(texts, binary_data=binary)
+            result = client.infer("shout", [text], outputs=[
+                tritonhttp.InferRequestedOutput("upper", binary_data=binary),
+                tritonhttp.InferRequestedOutput("length", binary_data=binary)])
+            got = [v.decode() if isinstance(v, bytes) else v
+                   for v in result.as_numpy("upper").reshape(-1)]
+            assert got == upper
+            assert result.as_numpy("length").shape == (2, 1)
+
+        x = np.array([[1.0, -2.0, 0.5, 3.0]], dtype=ml_dtypes.bfloat16)
+        bf16 = tritonhttp.InferInput("x", [1, 4], "BF16")
+        bf16.set_data_from_numpy(x, binary_data=True)
+        result = client.infer("double", [bf16], outputs=[
+            tritonhttp.InferRequestedOutput("y", binary_data=True),
+            tritonhttp.InferRequestedOutput("total", binary_data=False)])
+        np.testing.assert_array_equal(result.as_numpy("y").astype(np.float32),
+                                      x.astype(np.float32) * 2)
+        np.testing.assert_array_equal(result.as_numpy("total"), [[2.5]])
+    finally:
+        client.close()
+
+
 # -- several workers ---------------------------------------------------------------------
 def _per_worker(directory: Path, name: str, labels: tuple = (),
                 kind: str = "counter") -> dict[int, float]:
