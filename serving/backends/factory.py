@@ -19,15 +19,18 @@ def tensorrt_available() -> bool:
 def resolve_backend(config: ModelConfig) -> str:
     """The concrete backend ``config.backend`` means on this machine.
 
-    ``auto``: TensorRT when CUDA and torch-tensorrt are present; on CPU, int8 when the config
-    asks for int8 precision, else eager (torch.compile is opt-in: its first call compiles).
+    ``auto``: int8 (on the CPU) when the config asks for int8 precision; else TensorRT when
+    CUDA and torch-tensorrt are present and every tensor is one; else eager (torch.compile is
+    opt-in: its first call compiles).
     """
     choice = config.backend
     texts = any(s.datatype == "BYTES" for s in (*config.inputs, *config.outputs))
     if choice == "auto":
+        if config.precision == "int8":  # TensorRT would build it in FP32: int8 is the CPU's
+            return "int8"
         if tensorrt_available() and not texts:  # TensorRT takes tensors, not List[str]
             return "tensorrt"
-        return "int8" if config.precision == "int8" else "eager"
+        return "eager"
     if choice == "tensorrt" and not tensorrt_available():
         raise ValueError(
             f"model '{config.name}' asks for backend tensorrt, but "

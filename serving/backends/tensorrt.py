@@ -38,6 +38,32 @@ def profile(config: ModelConfig) -> tuple[int, int, int]:
     return 1, min(max(opt, 2), top), top
 
 
+Shape = tuple[int, ...]
+
+
+def input_profiles(config: ModelConfig) -> dict[str, tuple[Shape, Shape, Shape]]:
+    """Each input's (min, opt, max) shape: a batch dimension in front only when batching
+    (without batching ``dims`` hold every dimension), variable dims from ``tensorrt.shapes``."""
+    low, opt, high = profile(config)
+    profiles = {}
+    for spec in config.inputs:
+        ranges = config.tensorrt.shapes.get(spec.name)
+        if ranges is None:
+            if -1 in spec.dims:
+                raise ValueError(
+                    f"input '{spec.name}' has variable dims {list(spec.dims)}: give "
+                    f"tensorrt.shapes.{spec.name}.min/opt/max in config.yaml (an engine only "
+                    "takes the shapes it was built for)")
+            mins = opts = maxs = tuple(spec.dims)
+        else:
+            mins, opts, maxs = ranges.min, ranges.opt, ranges.max
+        if config.batching:
+            profiles[spec.name] = ((low, *mins), (opt, *opts), (high, *maxs))
+        else:
+            profiles[spec.name] = (tuple(mins), tuple(opts), tuple(maxs))
+    return profiles
+
+
 def engine_key(config: ModelConfig, artifact: Path, trt_version: str, gpu: str) -> str:
     digest = hashlib.sha256()
     with artifact.open("rb") as handle:
@@ -73,26 +99,25 @@ class TensorRTBackend(Backend):
 
     @staticmethod
     def _build(trt, config: ModelConfig, artifact: Path, device: torch.device, path: Path):
-        low, opt, high = profile(config)
+        profiles = input_profiles(config)
         program = torch.export.load(str(artifact))
         reduced = _LOW_PRECISION.get(config.precision)
         inputs = []
         examples = []
         for spec in config.inputs:
-            dims = [1 if d == -1 else d for d in spec.dims]
+            low, opt, high = profiles[spec.name]
             dtype = TORCH_DTYPES[spec.datatype]
             if reduced is not None and dtype.is_floating_point:
                 dtype = reduced
-            inputs.append(trt.Input(min_shape=(low, *dims), opt_shape=(opt, *dims),
-                                    max_shape=(high, *dims), dtype=dtype))
-            examples.append(torch.zeros((opt, *dims), dtype=dtype, device=device))
-        # Re-export on the GPU (and in FP16: torch-tensorrt ≥ 2.13 is strongly typed, so
-        # precision follows the graph's dtypes) with the batch range as a dynamic dimension.
+            inputs.append(trt.Input(min_shape=low, opt_shape=opt, max_shape=high, dtype=dtype))
+            examples.append(torch.zeros(opt, dtype=dtype, device=device))
+        # Re-export on the GPU (and in FP16/BF16: torch-tensorrt >= 2.13 is strongly typed, so
+        # precision follows the graph's dtypes) with every ranged dimension dynamic.
         module = program.module().to(device)
         if reduced is not None:
             module = module.to(reduced)
-        dynamic = _dynamic(config, low, high) if high > 1 else None
-        program = torch.export.export(module, tuple(examples), dynamic_shapes=dynamic)
+        program = torch.export.export(module, tuple(examples),
+                                      dynamic_shapes=_dynamic(config, profiles))
         options = {
             "arg_inputs": inputs,
             "workspace_size": config.tensorrt.workspace_mib << 20,
@@ -101,7 +126,8 @@ class TensorRTBackend(Backend):
             "engine_cache_dir": str(path.parent / "fragments"),
         }
         log.info("building tensorrt engine",
-                 extra={"model": config.name, "profile": [low, opt, high]})
+                 extra={"model": config.name, "profile": {n: [list(p) for p in r]
+                                                          for n, r in profiles.items()}})
         module = trt.dynamo.compile(program, **options)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_suffix(f".{os.getpid()}.tmp")
@@ -111,6 +137,26 @@ class TensorRTBackend(Backend):
         return module
 
 
-def _dynamic(config: ModelConfig, low: int, high: int):
-    batch = torch.export.Dim("batch", min=low, max=high)
-    return tuple({0: batch} for _ in config.inputs)
+def dynamic_axes(config: ModelConfig, profiles: dict[str, tuple[Shape, Shape, Shape]]
+                 ) -> list[dict[int, tuple[str, int, int]]]:
+    """Per input, its dynamic axes as (dim name, min, max): the batch axis (one name shared
+    by every input) and each axis whose range is not a single size."""
+    axes = []
+    for spec in config.inputs:
+        low, _, high = profiles[spec.name]
+        found = {}
+        for axis, (a, b) in enumerate(zip(low, high, strict=True)):
+            if a != b:
+                batch = config.batching and axis == 0
+                found[axis] = ("batch" if batch else f"{spec.name}_{axis}", a, b)
+        axes.append(found)
+    return axes
+
+
+def _dynamic(config: ModelConfig, profiles):
+    axes = dynamic_axes(config, profiles)
+    if not any(axes):
+        return None
+    dims: dict[str, torch.export.Dim] = {}
+    return tuple({axis: dims.setdefault(name, torch.export.Dim(name, min=low, max=high))
+                  for axis, (name, low, high) in found.items()} for found in axes)

@@ -51,9 +51,19 @@ class WarmupConfig(_Strict):
     )
 
 
+class ShapeRange(_Strict):
+    """An input's dims (without the batch dimension) at the profile's min, opt and max."""
+
+    min: tuple[int, ...]
+    opt: tuple[int, ...]
+    max: tuple[int, ...]
+
+
 class TensorRTConfig(_Strict):
     opt_batch_size: int | None = Field(None, ge=1, description="Profile's optimal batch size")
     workspace_mib: int = Field(1024, ge=64)
+    # Ranges for inputs with variable (-1) dims: the engine accepts only what it was built for.
+    shapes: dict[str, ShapeRange] = Field(default_factory=dict)
 
 
 class CacheConfig(_Strict):
@@ -100,6 +110,11 @@ class ModelConfig(_Strict):
             if spec.datatype == "BYTES" and -1 in spec.dims:
                 raise ValueError(f"BYTES output '{spec.name}' needs fixed dims: the model "
                                  "returns a flat List[str], shaped by dims")
+        self._check_shape_ranges()
+        if self.backend == "tensorrt" and self.precision == "int8":
+            raise ValueError("precision int8 with backend tensorrt: TensorRT int8 needs "
+                             "calibration data, which is not supported; use fp16 or bf16 on "
+                             "the GPU, or backend int8 on the CPU")
         if self.backend == "int8" and self.precision not in ("int8", "fp32"):
             raise ValueError("backend int8 quantises from fp32: set precision: int8 (or fp32)")
         if self.backend in ("eager", "compile") and self.precision == "int8":
@@ -119,6 +134,23 @@ class ModelConfig(_Strict):
                 f"tensorrt.opt_batch_size {opt} is over max_batch_size {self.max_batch_size}"
             )
         return self
+
+    def _check_shape_ranges(self) -> None:
+        inputs = {spec.name: spec for spec in self.inputs}
+        for name, ranges in self.tensorrt.shapes.items():
+            spec = inputs.get(name)
+            if spec is None:
+                raise ValueError(f"tensorrt.shapes names no input '{name}'")
+            n = len(spec.dims)
+            if not len(ranges.min) == len(ranges.opt) == len(ranges.max) == n:
+                raise ValueError(f"tensorrt.shapes.{name}: min, opt and max need {n} dims each")
+            for index, (dim, low, opt, high) in enumerate(
+                    zip(spec.dims, ranges.min, ranges.opt, ranges.max, strict=True)):
+                if not 1 <= low <= opt <= high:
+                    raise ValueError(f"tensorrt.shapes.{name}: need min <= opt <= max in "
+                                     "every dim (all at least 1)")
+                if dim != -1 and not low == opt == high == dim:
+                    raise ValueError(f"tensorrt.shapes.{name}: dim {index} is fixed at {dim}")
 
     @property
     def batching(self) -> bool:

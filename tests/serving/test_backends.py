@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from serving.backends.factory import tensorrt_available
 from serving.backends.tensorrt import engine_key, profile
 from serving.demo import build_demo_repository
 from serving.repository import ModelRepository
-from serving.repository.config import TensorRTConfig
+from serving.repository.config import ModelConfig, TensorRTConfig
 from tests.support.models import SCALE_CONFIG, Scale, write_model
 
 
@@ -174,3 +175,98 @@ def test_bf16_outputs_are_cast_in_torch(scale_repository) -> None:
     assert y.dtype == np.float32
     np.testing.assert_array_equal(y, np.ones((2, 4), np.float32))
     assert total.shape == (2, 1)
+
+
+# -- the TensorRT profile (review #9): checked on the CPU, built on a GPU ----------------------
+def _typed(tmp_path: Path, **config) -> ModelConfig:
+    import yaml  # noqa: PLC0415
+
+    from serving.repository import load_model_config  # noqa: PLC0415
+
+    path = tmp_path / "m" / "config.yaml"
+    path.parent.mkdir(exist_ok=True)
+    base = {"inputs": [{"name": "x", "datatype": "FP32", "dims": [4]}],
+            "outputs": [{"name": "y", "datatype": "FP32", "dims": [4]}]}
+    path.write_text(yaml.safe_dump({**base, **config}))
+    return load_model_config(path, model_name="m")
+
+
+def test_the_profile_has_a_batch_dimension_only_when_batching(tmp_path: Path) -> None:
+    from serving.backends.tensorrt import input_profiles  # noqa: PLC0415
+
+    batching = _typed(tmp_path, max_batch_size=8)
+    assert input_profiles(batching) == {"x": ((1, 4), (4, 4), (8, 4))}
+    whole = _typed(tmp_path, max_batch_size=0,
+                   inputs=[{"name": "x", "datatype": "FP32", "dims": [2, 4]}],
+                   outputs=[{"name": "y", "datatype": "FP32", "dims": [2, 4]}])
+    # dims hold every dimension: nothing is added in front of them.
+    assert input_profiles(whole) == {"x": ((2, 4), (2, 4), (2, 4))}
+
+
+def test_variable_dims_take_their_range_from_the_config(tmp_path: Path) -> None:
+    from serving.backends.tensorrt import input_profiles  # noqa: PLC0415
+
+    config = _typed(tmp_path, max_batch_size=4,
+                    inputs=[{"name": "tokens", "datatype": "INT64", "dims": [-1]}],
+                    tensorrt={"shapes": {"tokens": {"min": [1], "opt": [128], "max": [512]}}})
+    assert input_profiles(config) == {"tokens": ((1, 1), (2, 128), (4, 512))}
+
+
+def test_a_variable_dim_without_a_range_is_refused_for_tensorrt(tmp_path: Path) -> None:
+    from serving.backends.tensorrt import input_profiles  # noqa: PLC0415
+
+    config = _typed(tmp_path, max_batch_size=4,
+                    inputs=[{"name": "tokens", "datatype": "INT64", "dims": [-1]}])
+    with pytest.raises(ValueError, match=r"input 'tokens' has variable dims \[-1\]: give "
+                                         r"tensorrt.shapes.tokens.min/opt/max"):
+        input_profiles(config)
+
+
+@pytest.mark.parametrize(("shapes", "message"), [
+    ({"nope": {"min": [1], "opt": [1], "max": [1]}}, "tensorrt.shapes names no input 'nope'"),
+    ({"tokens": {"min": [1, 2], "opt": [1], "max": [1]}},
+     "tensorrt.shapes.tokens: min, opt and max need 1 dims each"),
+    ({"tokens": {"min": [8], "opt": [4], "max": [16]}},
+     "tensorrt.shapes.tokens: need min <= opt <= max in every dim"),
+])
+def test_shape_ranges_are_checked_at_load(tmp_path: Path, shapes: dict, message: str) -> None:
+    from serving.errors import ModelConfigError  # noqa: PLC0415
+
+    with pytest.raises(ModelConfigError, match=re.escape(message)):
+        _typed(tmp_path, max_batch_size=4,
+               inputs=[{"name": "tokens", "datatype": "INT64", "dims": [-1]}],
+               tensorrt={"shapes": shapes})
+
+
+def test_tensorrt_int8_is_refused_rather_than_built_in_fp32(tmp_path: Path, monkeypatch) -> None:
+    from serving.backends import factory  # noqa: PLC0415
+    from serving.errors import ModelConfigError  # noqa: PLC0415
+
+    with pytest.raises(ModelConfigError, match="precision int8 with backend tensorrt"):
+        _typed(tmp_path, backend="tensorrt", precision="int8")
+    monkeypatch.setattr(factory, "tensorrt_available", lambda: True)
+    # auto on a GPU machine: int8 is what was asked for, and TensorRT would not give it.
+    assert factory.resolve_backend(_typed(tmp_path, backend="auto", precision="int8")) == "int8"
+
+
+def test_the_engine_key_follows_the_shape_ranges(tmp_path: Path, scale_repository: Path) -> None:
+    artifact = _artifact(scale_repository, "scale")
+    base = _typed(tmp_path, max_batch_size=4,
+                  inputs=[{"name": "x", "datatype": "FP32", "dims": [-1]}],
+                  tensorrt={"shapes": {"x": {"min": [1], "opt": [8], "max": [16]}}})
+    wider = base.model_copy(update={"tensorrt": base.tensorrt.model_copy(update={
+        "shapes": {"x": base.tensorrt.shapes["x"].model_copy(update={"max": (32,)})}})})
+    assert engine_key(base, artifact, "2.13", "L4") != engine_key(wider, artifact, "2.13", "L4")
+
+
+def test_dynamic_axes_are_the_batch_and_the_ranged_dims(tmp_path: Path) -> None:
+    from serving.backends.tensorrt import dynamic_axes, input_profiles  # noqa: PLC0415
+
+    config = _typed(tmp_path, max_batch_size=4,
+                    inputs=[{"name": "tokens", "datatype": "INT64", "dims": [-1]},
+                            {"name": "mask", "datatype": "INT64", "dims": [8]}],
+                    tensorrt={"shapes": {"tokens": {"min": [1], "opt": [128], "max": [512]}}})
+    assert dynamic_axes(config, input_profiles(config)) == [
+        {0: ("batch", 1, 4), 1: ("tokens_1", 1, 512)}, {0: ("batch", 1, 4)}]
+    fixed = _typed(tmp_path, max_batch_size=0)
+    assert dynamic_axes(fixed, input_profiles(fixed)) == [{}]
