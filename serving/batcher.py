@@ -35,7 +35,7 @@ class BatchStats:
     batch_rows: int | None = None
 
 
-@dataclass(slots=True)
+@dataclass(slots=True, eq=False)  # by identity: held in sets
 class _Pending:
     inputs: list[np.ndarray]
     rows: int
@@ -62,6 +62,7 @@ class DynamicBatcher:
         self._has_work = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
+        self._computing: set[_Pending] = set()
         self._executors: list[ThreadPoolExecutor] = []
         self._stats = stats if stats is not None else VersionStats()
         self._overload_status = overload_status
@@ -84,6 +85,20 @@ class DynamicBatcher:
             self._executors.append(executor)
             self._tasks.append(asyncio.create_task(self._worker(backend, executor),
                                                    name=f"batcher-{self.label}-{index}"))
+
+    def abandon(self, error: Exception) -> None:
+        """Give up now: every request queued or computing gets ``error``, the workers are
+        cancelled (a forward already running in its thread finishes unseen)."""
+        self._stopping = True
+        for item in [*self._queue, *self._computing]:
+            if not item.future.done():
+                item.future.set_exception(error)
+        self._queue.clear()
+        self._computing.clear()
+        for task in self._tasks:
+            task.cancel()
+        for executor in self._executors:
+            executor.shutdown(wait=False, cancel_futures=True)
 
     async def stop(self) -> None:
         """Refuse new work, run everything already queued, then stop the workers."""
@@ -236,6 +251,7 @@ class DynamicBatcher:
                 if item.stats is not None:
                     item.stats.queue_s = started - item.enqueued
                     item.stats.batch_rows = batch_rows
+            self._computing.update(batch)
             try:
                 results = await loop.run_in_executor(executor, self._run, backend, batch)
                 self._stats.executed(batch_rows, len(batch),
@@ -248,6 +264,8 @@ class DynamicBatcher:
                     if not item.future.done():
                         item.future.set_exception(error)
                 continue
+            finally:
+                self._computing.difference_update(batch)
             for item, outputs in zip(batch, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(outputs)

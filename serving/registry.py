@@ -104,6 +104,7 @@ class ModelRegistry:
         self._errors: dict[str, str] = {}
         self._failed_at: dict[str, float] = {}
         self._held_unloaded: set[str] = set()
+        self._retiring: dict[str, asyncio.Event] = {}
 
     # -- queries -------------------------------------------------------------------------
     def loaded(self, name: str) -> LoadedModel | None:
@@ -180,20 +181,26 @@ class ModelRegistry:
                 return current
             self._held_unloaded.discard(name)
             started = time.monotonic()
+            retiring = self._retiring.get(name)
+            if retiring is not None:  # never two copies of one model (on one GPU)
+                await retiring.wait()
+            timeout = self.settings.load_timeout_s
             try:
-                config, kind, built, fingerprints = await asyncio.get_running_loop(
-                ).run_in_executor(
+                build = asyncio.get_running_loop().run_in_executor(
                     None, _build_instances, self.repository, self.settings, name)
+                config, kind, built, fingerprints = await asyncio.wait_for(build, timeout)
             except ModelNotFound:
                 raise
             except Exception as exc:  # noqa: BLE001 - any load failure has a reason to show
                 # torch.export guards raise AssertionError, dtype mismatches TypeError: none
                 # of them may leave the model silently unloaded (cancellation still passes).
-                reason = str(exc) or type(exc).__name__
+                reason = (f"loading took longer than {timeout:g} s (AIINFRA_LOAD_TIMEOUT_S)"
+                          if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__)
                 self._errors[name] = reason
                 self._failed_at[name] = time.monotonic()
                 log.error("model load failed", exc_info=not isinstance(
-                    exc, ModelConfigError | OSError), extra={"model": name, "error": reason})
+                    exc, ModelConfigError | OSError | TimeoutError),
+                    extra={"model": name, "error": reason})
                 raise ModelNotReady(
                     f"model '{name}' failed to load: {reason}", headers={
                         "Retry-After": str(max(self.settings.load_retry_s, 1))}) from exc
@@ -246,12 +253,29 @@ class ModelRegistry:
                 await self._retire(model)
 
     async def _retire(self, model: LoadedModel) -> None:
+        """Stop serving ``model`` once its requests in flight are answered, within
+        ``drain_timeout_s``; past it, whatever still waits is answered 503."""
         model.draining = True
         if self._loaded.get(model.name) is model:
             del self._loaded[model.name]
-        await model.idle.wait()
-        await asyncio.gather(*(b.stop() for b in model.batchers.values()))
-        self.metrics.models_loaded.dec(len(model.batchers))
+        done = self._retiring.setdefault(model.name, asyncio.Event())
+        timeout = self.settings.drain_timeout_s
+        try:
+            async with asyncio.timeout(timeout):
+                await model.idle.wait()
+                await asyncio.gather(*(b.stop() for b in model.batchers.values()))
+        except TimeoutError:
+            error = ModelNotReady(f"model '{model.name}' did not drain within {timeout:g} s "
+                                  "(AIINFRA_DRAIN_TIMEOUT_S); retry shortly")
+            log.error("model did not drain in time; abandoning its requests",
+                      extra={"model": model.name, "in_flight": model.in_flight})
+            for batcher in model.batchers.values():
+                batcher.abandon(error)
+        finally:
+            self.metrics.models_loaded.dec(len(model.batchers))
+            if self._retiring.get(model.name) is done:
+                del self._retiring[model.name]
+            done.set()
         log.info("model unloaded", extra={"model": model.name})
 
     async def _evict(self, *, keep: str) -> None:

@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     # After a failed lazy load, requests get 503 with Retry-After for this long before the
     # model is built again (an explicit load through repository control retries at once).
     load_retry_s: int = Field(30, ge=0)
+    # A load (weights, warm-up, a TensorRT build) that takes longer fails with a reason; the
+    # build thread cannot be stopped and its result is dropped.
+    load_timeout_s: float = Field(900.0, gt=0)
+    # Unload, reload and shutdown wait this long for a model's requests in flight (a hung
+    # forward would hold them forever); then what still waits is answered 503.
+    drain_timeout_s: float = Field(30.0, gt=0)
     max_request_bytes: int = Field(64 * 1024 * 1024, ge=1024)
     grace_period_s: float = Field(30.0, ge=0)
 

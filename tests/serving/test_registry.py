@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -517,3 +518,112 @@ def test_a_broken_model_is_not_rebuilt_on_every_request(make_client, tmp_path: P
         assert response.status_code == 503
         assert "failed to load" in response.json()["error"]
         assert 0 < int(response.headers["retry-after"]) <= 60
+
+
+async def test_a_load_that_takes_too_long_fails_with_a_reason(scale_repository: Path,
+                                                             registry_factory,
+                                                             monkeypatch) -> None:
+    """Review #29: a first request to a model whose build hangs (a TensorRT build, a stuck
+    download) waited forever on the model lock."""
+    from serving import registry as registry_module  # noqa: PLC0415
+    from serving.errors import ModelNotReady  # noqa: PLC0415
+
+    real_build = registry_module._build_instances
+
+    def slow(*args):
+        time.sleep(1.5)
+        return real_build(*args)
+
+    monkeypatch.setattr(registry_module, "_build_instances", slow)
+    registry = registry_factory(scale_repository, load_timeout_s=0.2)
+    try:
+        started = time.monotonic()
+        with pytest.raises(ModelNotReady, match=r"model 'scale' failed to load: loading took "
+                                                r"longer than 0.2 s \(AIINFRA_LOAD_TIMEOUT_S\)"):
+            async with registry.use("scale"):
+                pass
+        assert time.monotonic() - started < 1.0
+        assert registry.loaded("scale") is None
+        assert registry.index()[0]["state"] == "UNAVAILABLE"
+        await asyncio.sleep(1.6)  # the abandoned build ends; what it built is dropped
+        assert registry.loaded("scale") is None
+    finally:
+        await registry.close()
+
+
+async def test_a_drain_that_hangs_is_cut_off(scale_repository: Path, registry_factory,
+                                             monkeypatch) -> None:
+    """A hung forward blocked unload (and so reload and shutdown) forever: the drain is
+    bounded, and what still waits is answered 503."""
+    from serving.errors import ModelNotReady  # noqa: PLC0415
+
+    registry = registry_factory(scale_repository, drain_timeout_s=0.3)
+    try:
+        async with asyncio.timeout(20):
+            model = await registry.load("scale")
+            (batcher,) = model.batchers.values()
+            (backend,) = batcher._instances
+            release = threading.Event()
+            real_forward = backend.forward
+
+            def hung(arrays):
+                release.wait(10)
+                return real_forward(arrays)
+
+            monkeypatch.setattr(backend, "forward", hung)
+
+            async def request():
+                async with registry.use("scale") as held:
+                    return await _run(held)
+
+            waiting = asyncio.create_task(request())
+            await asyncio.sleep(0.2)  # the forward is running (and hung)
+            started = time.monotonic()
+            await registry.unload("scale")
+            assert time.monotonic() - started < 2.0
+            with pytest.raises(ModelNotReady, match="model 'scale' did not drain within "
+                                                    r"0.3 s \(AIINFRA_DRAIN_TIMEOUT_S\)"):
+                await waiting
+            release.set()
+    finally:
+        await registry.close()
+
+
+async def test_an_evicted_model_is_not_built_again_beside_itself(scale_repository: Path,
+                                                                 registry_factory,
+                                                                 monkeypatch) -> None:
+    """A request for a model still stopping after its eviction waits for it to be gone:
+    never two copies of one model on one GPU."""
+    from serving import registry as registry_module  # noqa: PLC0415
+
+    add_copies(scale_repository, "other")
+    registry = registry_factory(scale_repository, max_loaded_models=1)
+    events: list[str] = []
+    real_build = registry_module._build_instances
+
+    def build(repository, settings, name):
+        events.append(f"build {name}")
+        return real_build(repository, settings, name)
+
+    monkeypatch.setattr(registry_module, "_build_instances", build)
+    try:
+        async with asyncio.timeout(30):
+            scale = await registry.load("scale")
+            (batcher,) = scale.batchers.values()
+            real_stop = batcher.stop
+
+            async def slow_stop() -> None:
+                await asyncio.sleep(0.5)
+                await real_stop()
+                events.append("scale stopped")
+
+            monkeypatch.setattr(batcher, "stop", slow_stop)
+            evicting = asyncio.create_task(registry.load("other"))  # evicts "scale"
+            while "build other" not in events or registry.loaded("scale") is not None:
+                await asyncio.sleep(0.01)
+            async with registry.use("scale") as again:
+                assert again is not scale
+            await evicting
+            assert events.index("scale stopped") < events.index("build scale", 1)
+    finally:
+        await registry.close()
