@@ -183,3 +183,39 @@ def test_throwaway_postgres_runs_at_the_asked_nice_level() -> None:
         assert int(stat[16]) == 19  # the postmaster; its backends inherit it
     finally:
         server.close()
+
+
+@pytest.mark.parametrize("latency_s", [0.2, 0.8])
+def test_the_window_counts_what_completes_in_it(latency_s: float) -> None:
+    """Review #12: requests straddling either edge of the window were dropped while the
+    count was divided by the whole window, under-counting by about latency / window. Four
+    workers sending back to back at a fixed latency must measure 4 / latency, on average
+    over where the window's edges fall (any one window is off by up to a request a worker)."""
+    from bench.loadgen import counted  # noqa: PLC0415
+
+    rng = np.random.default_rng(0)
+    workers, window_s = 4, 10.0
+    rates = []
+    for _ in range(300):
+        measure_from = 2 * latency_s + rng.uniform(0, latency_s)  # warm-up > a latency
+        stop_at = measure_from + window_s
+        total = 0
+        for _worker in range(workers):
+            began = rng.uniform(0, latency_s)
+            while began < stop_at:
+                done = began + latency_s
+                total += counted(began, done, measure_from, stop_at)
+                began = done
+        rates.append(total / window_s)
+    assert np.mean(rates) == pytest.approx(workers / latency_s, rel=0.01)
+
+
+def test_every_result_names_the_commit_it_was_measured_at() -> None:
+    """Review #21: results without a commit could not be told from stale ones."""
+    from bench.compare import machine  # noqa: PLC0415
+
+    stamp = machine()
+    head = subprocess.run(["git", "rev-parse", "HEAD"], capture_output=True, text=True,
+                          check=True).stdout.strip()
+    assert stamp["commit"] == head
+    assert isinstance(stamp["dirty"], bool)
