@@ -155,8 +155,12 @@ def _run_data_plane(*, model: str, load: dict, duration_s: float, warmup_s: floa
             **paired)
         result["baseline"] = logged.pop("baseline")
         result["predlog"] = logged.pop("predlog")
-        # Warm-up and measured requests alike are logged; each server flushes as it stops.
-        result["predlog"]["logged_rows"] = _logged_rows(database) - before
+        # Every request a logging server answered, warm-up and window edges included, must
+        # be a row: each server flushes as it stops.
+        logged_rows = _logged_rows(database) - before
+        sent = sum(run["predlog"]["sent_total"] for run in logged["runs"])
+        result["predlog"].update(logged_rows=logged_rows, sent_total=sent,
+                                 every_request_logged=logged_rows == sent)
         result["predlog_paired"] = logged
         cached = cached_copy(repository, model, Path(tmp))
         sides = [Side("cache_hit", cached, off)]

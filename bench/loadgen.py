@@ -100,6 +100,8 @@ async def drive(url: str, model: str, *, concurrency: int, payload: str, duratio
             tasks.append(sample_cpu())
         await asyncio.gather(*tasks)
         result = summarize(latencies, duration_s, statuses, errors, batch)
+        # Everything sent, warm-up and window edges included (what a prediction log holds).
+        result["sent_total"] = sent
         for name, used in cpu_s.items():
             result[f"{name}_cpu_us_per_request"] = (used / result["requests"] * 1e6
                                                    if result["requests"] else None)

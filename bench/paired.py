@@ -151,8 +151,9 @@ def compare_sides(sides: tuple[Side, Side], *, model: str, load: dict, pairs: in
         with started(first, model, server_cpus) as (url_a, proc_a), \
                 started(second, model, server_cpus) as (url_b, proc_b):
             servers = {first.name: (url_a, proc_a), second.name: (url_b, proc_b)}
-            for url, _ in servers.values():
-                run_against(url, model=model, duration_s=warmup_s, warmup_s=0.0, **load)
+            sent = {name: run_against(url, model=model, duration_s=warmup_s, warmup_s=0.0,
+                                      **load)["sent_total"]
+                    for name, (url, _) in servers.items()}
             for index in range(rounds):
                 order = (first, second) if index % 2 == 0 else (second, first)
                 for side in order:
@@ -161,6 +162,8 @@ def compare_sides(sides: tuple[Side, Side], *, model: str, load: dict, pairs: in
                         url, model=model, duration_s=window_s, warmup_s=WINDOW_WARMUP_S,
                         cpu_probe=probe(process) if probe else None, **load))
         record = {name: _pooled(found) for name, found in windows.items()}
+        for name, found in windows.items():  # every request each server answered
+            record[name]["sent_total"] = sent[name] + sum(w["sent_total"] for w in found)
         base = record[first.name]["rps"]
         record["ratio"] = record[second.name]["rps"] / base if base else 0.0
         record["windows"] = windows
