@@ -30,10 +30,9 @@ import psycopg
 import yaml
 
 from bench.compare import machine
-from bench.loadgen import Probe, run_against
-from bench.paired import Side, compare_sides, started
+from bench.loadgen import Probe
+from bench.paired import Side, compare_sides
 from bench.procstat import tree_cpu_seconds
-from bench.runs import median_run
 from bench.stores import PostgresServer, RedisServer
 from serving.demo import build_demo_repository
 from serving.settings import Settings
@@ -93,13 +92,6 @@ def _probe(postgres: PostgresServer | None) -> Callable[[Popen], Probe]:
         return cpu
 
     return for_server
-
-
-def _single(side: Side, model: str, load: dict, duration_s: float, warmup_s: float,
-            server_cpus: set[int] | None) -> dict:
-    with started(side, model, server_cpus) as (url, process):
-        return run_against(url, model=model, duration_s=duration_s, warmup_s=warmup_s,
-                           cpu_probe=_probe(None)(process), **load)
 
 
 def run_data_plane(*, model: str, concurrency: int, payload: str, duration_s: float,
@@ -167,22 +159,28 @@ def _run_data_plane(*, model: str, load: dict, duration_s: float, warmup_s: floa
         if redis:
             sides.append(Side("cache_hit_redis", cached, {
                 **off, "AIINFRA_REDIS_URL": redis, "AIINFRA_CACHE_LOCAL_MAX_BYTES": "0"}))
+        # Each cache side against the compute path by the same method as the log (paired,
+        # interleaved windows, the same warm-up and count rule): like with like (review #17).
         for side in sides:
-            runs = [_single(side, model, load, duration_s, warmup_s, server_cpus)
-                    for _ in range(pairs)]
-            result[side.name] = {**median_run(runs), "runs": runs}
+            compared = compare_sides((baseline, side), **paired)
+            result[side.name] = compared.pop(side.name)
+            result[f"{side.name}_baseline"] = compared.pop("baseline")
+            result[f"{side.name}_paired"] = compared
     baseline_side = result["baseline"]
 
-    def ratio(run: str, key: str) -> float | None:
-        return (result[run][key] / baseline_side[key]
-                if run in result and baseline_side[key] else None)
+    def ratio(run: str, key: str, base: str = "baseline") -> float | None:
+        if run not in result or not result[base][key]:
+            return None
+        return result[run][key] / result[base][key]
 
     result["ratios"] = {
         "predlog_rps_vs_baseline": result["predlog_paired"]["rps_ratio_median"],
         "predlog_p99_vs_baseline": ratio("predlog", "p99_ms"),
-        "cache_hit_rps_vs_baseline": ratio("cache_hit", "rps"),
-        "cache_hit_p50_vs_baseline": ratio("cache_hit", "p50_ms"),
-        "cache_hit_redis_rps_vs_baseline": ratio("cache_hit_redis", "rps"),
+        "cache_hit_rps_vs_baseline": result["cache_hit_paired"]["rps_ratio_median"],
+        "cache_hit_p50_vs_baseline": ratio("cache_hit", "p50_ms", "cache_hit_baseline"),
+        "cache_hit_redis_rps_vs_baseline": (
+            result["cache_hit_redis_paired"]["rps_ratio_median"]
+            if "cache_hit_redis_paired" in result else None),
     }
     if control:
         result["ratios"]["control_rps_ratio"] = result["control"]["rps_ratio_median"]

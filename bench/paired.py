@@ -102,6 +102,11 @@ def _pooled(windows: list[dict]) -> dict:
     return pooled
 
 
+# Below this many pairs a percentile bootstrap of the median is little more than the
+# values' min-max: only the range is reported then, named as a range.
+MIN_PAIRS_FOR_INTERVAL = 8
+
+
 def median_interval(values: list[float], seed: int = 0) -> tuple[float, float]:
     """Bootstrap 95 % interval of the median (percentile method, fixed seed)."""
     data = np.asarray(values, dtype=float)
@@ -118,18 +123,21 @@ def summarize_pairs(names: tuple[str, str], pairs: list[dict]) -> dict:
     each side's figures as the median over pairs."""
     first, second = names
     ratios = [pair["ratio"] for pair in pairs]
-    low, high = median_interval(ratios)
+    enough = len(pairs) >= MIN_PAIRS_FOR_INTERVAL
     summary: dict = {"pairs": len(pairs), "rps_ratios": ratios,
                      "rps_ratio_median": float(np.median(ratios)),
-                     "rps_ratio_ci95": [low, high]}
+                     "rps_ratio_range": [min(ratios), max(ratios)]}
+    if enough:
+        summary["rps_ratio_ci95"] = list(median_interval(ratios))
     added = [pair[second]["server_cpu_us_per_request"] - pair[first]["server_cpu_us_per_request"]
              for pair in pairs if pair[first].get("server_cpu_us_per_request") is not None
              and pair[second].get("server_cpu_us_per_request") is not None]
     if added:
-        low, high = median_interval(added)
         summary.update(server_cpu_us_added=added,
                        server_cpu_us_added_median=float(np.median(added)),
-                       server_cpu_us_added_ci95=[low, high])
+                       server_cpu_us_added_range=[min(added), max(added)])
+        if enough:
+            summary["server_cpu_us_added_ci95"] = list(median_interval(added))
     for name in names:
         summary[name] = median_run([pair[name] for pair in pairs],
                                    summed=("requests", "errors_total"))

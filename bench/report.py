@@ -23,15 +23,22 @@ def _load_row(table: Table, name: str, run: dict, cpu: bool) -> None:
     table.add_row(*cells)
 
 
+def _spread(paired: dict, key: str, fmt: str) -> str:
+    """The 95 % interval when there are enough pairs for one, else the plain range."""
+    if f"{key}_ci95" in paired:
+        low, high = paired[f"{key}_ci95"]
+        return f"95 % CI {low:{fmt}} to {high:{fmt}}"
+    low, high = paired[f"{key}_range"]
+    return f"range {low:{fmt}} to {high:{fmt}}"
+
+
 def _paired_line(label: str, paired: dict) -> str:
-    low, high = paired["rps_ratio_ci95"]
-    line = (f"{label}: req/s ratio {paired['rps_ratio_median']:.3f} (95 % CI {low:.3f}–"
-            f"{high:.3f}; {paired['pairs']} pair(s) × {paired['rounds']} rounds: "
-            f"{', '.join(f'{r:.3f}' for r in paired['rps_ratios'])})")
+    line = (f"{label}: req/s ratio {paired['rps_ratio_median']:.3f} "
+            f"({_spread(paired, 'rps_ratio', '.3f')}; {paired['pairs']} pair(s) × "
+            f"{paired['rounds']} rounds: {', '.join(f'{r:.3f}' for r in paired['rps_ratios'])})")
     if "server_cpu_us_added_median" in paired:
-        low, high = paired["server_cpu_us_added_ci95"]
         line += (f"; server CPU {paired['server_cpu_us_added_median']:+.1f} µs/request "
-                 f"({low:+.1f} to {high:+.1f})")
+                 f"({_spread(paired, 'server_cpu_us_added', '+.1f')})")
     return line
 
 
@@ -63,6 +70,8 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
         _load_row(table, result.get("target", "server"), result, cpu)
     console.print(table)
     for section, label in (("predlog_paired", "log on vs off"),
+                           ("cache_hit_paired", "in-process cache hits vs compute"),
+                           ("cache_hit_redis_paired", "Redis cache hits vs compute"),
                            ("control", "control, log off on both sides")):
         if section in result:
             console.print(_paired_line(label, result[section]))

@@ -133,6 +133,12 @@ def test_data_plane_bench_runs_every_side(scale_repository: Path, database_url: 
     assert result["control"]["rps_ratio_median"] > 0
     assert set(result["control"]["runs"][0]["windows"]) == {"baseline", "baseline_again"}
     assert result["ratios"]["cache_hit_redis_rps_vs_baseline"] > 0
+    # Review #17: each cache side is measured against the compute path the way the log is
+    # (paired, interleaved windows), not single runs against another method's baseline.
+    for side in ("cache_hit", "cache_hit_redis"):
+        compared = result[f"{side}_paired"]
+        assert set(compared["runs"][0]["windows"]) == {"baseline", side}
+        assert result["ratios"][f"{side}_rps_vs_baseline"] == compared["rps_ratio_median"]
     for run in ("baseline", "predlog"):
         assert result[run]["server_cpu_us_per_request"] > 0, run
         # A database given by URL runs elsewhere: its CPU is not the bench's to measure.
