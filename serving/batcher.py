@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from serving import tracing
 from serving.backends.base import Backend
 from serving.errors import InferenceFailed, ModelNotReady, Overloaded, RequestTimeout
 from serving.metrics import ServingMetrics
@@ -33,6 +34,11 @@ class BatchStats:
 
     queue_s: float | None = None
     batch_rows: int | None = None
+    # Wall-clock time its batch was taken, and how long the batch computed (for tracing).
+    taken_at: float | None = None
+    compute_s: float | None = None
+    # The request's span context: its batch's span links to it (tracing on only).
+    trace: object = None
 
 
 @dataclass(slots=True, eq=False)  # by identity: held in sets
@@ -245,18 +251,27 @@ class DynamicBatcher:
             if not batch:
                 continue
             batch_rows = sum(item.rows for item in batch)
+            taken_at = time.time()
             for item in batch:
                 item.taken = True
                 self._m_queue.observe(started - item.enqueued)
                 if item.stats is not None:
                     item.stats.queue_s = started - item.enqueued
                     item.stats.batch_rows = batch_rows
+                    item.stats.taken_at = taken_at
             self._computing.update(batch)
             try:
                 results = await loop.run_in_executor(executor, self._run, backend, batch)
+                compute_s = time.monotonic() - started
                 self._stats.executed(batch_rows, len(batch),
-                                     [started - item.enqueued for item in batch],
-                                     time.monotonic() - started)
+                                     [started - item.enqueued for item in batch], compute_s)
+                for item in batch:
+                    if item.stats is not None:
+                        item.stats.compute_s = compute_s
+                if tracing.enabled():
+                    tracing.batch_span(self.label, [i.stats.trace if i.stats else None
+                                                    for i in batch], batch_rows, taken_at,
+                                       taken_at + compute_s)
             except Exception as exc:  # noqa: BLE001 - the batch fails, the server goes on
                 log.exception("batch failed", extra={"model": self.label, "rows": len(batch)})
                 error = InferenceFailed(f"model '{self.label}' failed: {exc}")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from serving import tracing
 from serving.batcher import BatchStats
 from serving.cache import PredictionCache
 from serving.errors import InvalidInput
@@ -104,7 +105,8 @@ def _take_rows(arrays: list[np.ndarray], rows: list[int]) -> list[np.ndarray]:
 
 
 async def run_inference(model: LoadedModel, version: int | None, request: InferRequest,
-                        cache: PredictionCache | None = None) -> InferenceResult:
+                        cache: PredictionCache | None = None,
+                        trace: tracing.RequestTrace | None = None) -> InferenceResult:
     """Validate, look the rows up in the cache (if the model opts in), batch the rest."""
     config = model.config
     arrays = bind_inputs(config, request)
@@ -113,6 +115,8 @@ async def run_inference(model: LoadedModel, version: int | None, request: InferR
     served = version if version is not None else model.latest
     timeout_s = effective_timeout_s(config, request)
     result = InferenceResult(served, [], arrays[0].shape[0] if config.batching else 1)
+    if trace is not None:
+        result.batch.trace = trace.context
     lookup = None
     if request.use_cache and config.cache.enabled and cache is not None:
         looked_up = time.perf_counter()

@@ -28,9 +28,11 @@ def log_config(level: str = "info", fmt: str = "json", access_log: bool = False)
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"default": formatter},
-        "filters": {"drop_color": {"()": DropColorMessage}},
+        "filters": {"drop_color": {"()": DropColorMessage},
+                    "trace_ids": {"()": "serving.tracing.TraceIds"}},
         "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "default",
-                                "filters": ["drop_color"], "stream": "ext://sys.stderr"}},
+                                "filters": ["drop_color", "trace_ids"],
+                                "stream": "ext://sys.stderr"}},
         "loggers": {
             "serving": {"level": level},
             "uvicorn": {"level": level},

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import torch
 
+from serving import tracing
 from serving.cache import PredictionCache
 from serving.errors import ModelNotFound, ServingError
 from serving.metrics import ServingMetrics
@@ -40,6 +41,7 @@ class Runtime:
         Postgres being down delays readiness or fails a request.
         """
         settings = self.settings
+        tracing.configure(settings.tracing)
         self.cache = PredictionCache(settings, self.metrics)
         await self.cache.start()
         if settings.database_dsn:
@@ -93,6 +95,7 @@ class Runtime:
             await self.predlog.close()
         if self.cache is not None:
             await self.cache.close()
+        tracing.shutdown()
 
     @property
     def not_ready_reason(self) -> str | None:

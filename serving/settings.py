@@ -100,6 +100,9 @@ class Settings(BaseSettings):
         10.0, ge=0, description="How long shutdown waits to flush the buffer")
 
     log_level: Literal["debug", "info", "warning", "error"] = "info"
+    # OpenTelemetry spans of the infer path, exported as the OTEL_* variables say (OTLP/HTTP
+    # to OTEL_EXPORTER_OTLP_ENDPOINT by default); a configuration that fails only warns.
+    tracing: bool = False
     log_format: Literal["json", "text"] = "json"
     access_log: bool = False
 

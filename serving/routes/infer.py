@@ -15,6 +15,7 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+from serving import tracing
 from serving.errors import ClientDisconnected, ModelNotFound, RequestCancelled, ServingError
 from serving.inference import run_inference
 from serving.predlog.records import status_of
@@ -58,10 +59,31 @@ INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode("latin-1")  # ASGI header names are lower case
 
 
+_UNTRACED = tracing.RequestTrace()
+
+
 async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, receive,
                        declared: int | None, header_length: str | None,
-                       content_encoding: str | None = None) -> tuple[bytes, dict[str, str]]:
-    """Decode, batch and encode one request; raises ``ServingError`` subclasses."""
+                       content_encoding: str | None = None, traceparent: str | None = None,
+                       tracestate: str | None = None) -> tuple[bytes, dict[str, str]]:
+    """Decode, batch and encode one request; raises ``ServingError`` subclasses. With
+    tracing on, inside an ``infer`` span continuing the caller's ``traceparent``."""
+    if not tracing.enabled():
+        return await _handle(rt, model_name, model_version, receive, declared, header_length,
+                             content_encoding, _UNTRACED)
+    with tracing.request_span(model_name, traceparent, tracestate) as trace:
+        return await _handle(rt, model_name, model_version, receive, declared, header_length,
+                             content_encoding, trace)
+
+
+def _decode(body: bytes, content_encoding: str | None, limit: int, header_length: str | None):
+    return decode_request(inflate(body, content_encoding, limit), header_length)
+
+
+async def _handle(rt: Runtime, model_name: str, model_version: str | None, receive,
+                  declared: int | None, header_length: str | None,
+                  content_encoding: str | None, trace: tracing.RequestTrace
+                  ) -> tuple[bytes, dict[str, str]]:
     started = time.perf_counter()
     created_at = time.time()
     label = model_name if rt.registry.loaded(model_name) else rt.model_label(model_name)
@@ -75,10 +97,15 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
             raise ModelNotFound(f"model '{model_name}' is not in the repository")
         version = parse_version(model_version)
         limit = rt.settings.max_request_bytes
-        body = inflate(await read_body(receive, limit, declared), content_encoding, limit)
-        request = decode_request(body, header_length)
+        body = await read_body(receive, limit, declared)
+        if trace.span is None:
+            request = _decode(body, content_encoding, limit, header_length)
+        else:
+            with trace.child("decode"):
+                request = _decode(body, content_encoding, limit, header_length)
         async with rt.registry.use(model_name) as model, _cancelled_on_disconnect(receive):
-            result = await run_inference(model, version, request, rt.cache)
+            result = await run_inference(model, version, request, rt.cache,
+                                         trace if trace.span is not None else None)
         content, headers = encode_response(model_name, str(result.version), request.id,
                                            result.outputs)
         outcome = "success"
@@ -101,6 +128,8 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
     finally:
         in_flight.dec()
         elapsed = time.perf_counter() - started
+        if trace.span is not None:
+            _finish_trace(trace, outcome, failure, result)
         if label:  # every outcome is counted and timed (a refusal was counted above)
             if outcome != "failure" or not isinstance(failure, ServingError):
                 metrics.requests.labels(label, outcome).inc()
@@ -112,6 +141,22 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
                               status=status_of(failure), latency_s=elapsed,
                               request=request, result=result, version=version)
     return content, headers
+
+
+def _finish_trace(trace: tracing.RequestTrace, outcome: str, failure, result) -> None:
+    """The request's ``queue`` and ``compute`` spans (from its batch's timings) and outcome."""
+    if result is not None:
+        stats = result.batch
+        if stats.taken_at is not None and stats.queue_s is not None:
+            trace.past("queue", stats.taken_at - stats.queue_s, stats.taken_at)
+            if stats.compute_s is not None:
+                trace.past("compute", stats.taken_at, stats.taken_at + stats.compute_s,
+                           **{"aiinfra.batch.rows": stats.batch_rows or 0})
+        trace.set(**{"aiinfra.version": str(result.version),
+                     "aiinfra.cached_rows": result.cached_rows})
+    trace.set(**{"aiinfra.outcome": outcome})
+    if failure is not None:
+        trace.fail(failure)
 
 
 def _answered(rt: Runtime, name: str, version: int | None, result, ok: bool,
@@ -145,6 +190,7 @@ class InferFastPath:
         if scope["method"] != "POST":
             return await _send(send, *render_error(405, "infer takes POST", {"allow": "POST"}))
         declared = header_length = content_encoding = accept_encoding = None
+        traceparent = tracestate = None
         for name, value in scope["headers"]:
             if name == b"content-length":
                 declared = declared_length(value)
@@ -154,9 +200,14 @@ class InferFastPath:
                 content_encoding = value.decode("latin-1")
             elif name == b"accept-encoding":
                 accept_encoding = value.decode("latin-1")
+            elif name == b"traceparent":
+                traceparent = value.decode("latin-1")
+            elif name == b"tracestate":
+                tracestate = value.decode("latin-1")
         try:
-            content, headers = await handle_infer(self.runtime, match[1], match[2], receive,
-                                                  declared, header_length, content_encoding)
+            content, headers = await handle_infer(
+                self.runtime, match[1], match[2], receive, declared, header_length,
+                content_encoding, traceparent, tracestate)
         except ServingError as error:
             return await _send(send, *render_serving_error(error))
         except (ClientDisconnected, RequestCancelled):
