@@ -32,15 +32,17 @@ def _cpu_name() -> str:
 
 
 def source() -> dict:
-    """The commit a result was measured at, and whether the tree had uncommitted changes
+    """The commit a result was measured at, and whether the code had uncommitted changes
     (None outside a git checkout)."""
     root = Path(__file__).resolve().parent.parent
     try:
         commit = subprocess.run(["git", "-C", str(root), "rev-parse", "HEAD"], check=True,
                                 capture_output=True, text=True, timeout=10).stdout.strip()
+        # Results written by earlier runs (docs/bench/) are data, not a change to the code.
         dirty = bool(subprocess.run(["git", "-C", str(root), "status", "--porcelain",
-                                     "--untracked-files=no"], check=True,
-                                    capture_output=True, text=True, timeout=10).stdout.strip())
+                                     "--untracked-files=no", "--", ".", ":!docs/bench"],
+                                    check=True, capture_output=True, text=True,
+                                    timeout=10).stdout.strip())
     except (OSError, subprocess.SubprocessError):
         return {"commit": None, "dirty": None}
     return {"commit": commit, "dirty": dirty}

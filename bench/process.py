@@ -50,6 +50,12 @@ class Server:
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
+    def kill(self) -> None:
+        """SIGKILL the server and whatever it started (uvicorn's workers): its own process
+        group, so that no worker outlives a killed parent."""
+        with suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
         """Send ``sig`` (a drain, by default) and wait; kill if it does not exit in time."""
         if self.process.poll() is None:
@@ -57,7 +63,7 @@ class Server:
         try:
             return self.process.wait(timeout)
         except subprocess.TimeoutExpired:
-            self.process.kill()
+            self.kill()
             return self.process.wait(10)
         finally:
             if self._owned_log:
@@ -83,7 +89,7 @@ def start_server(command: Sequence[str], url: str, *, probe: str = READY_PROBE,
     started = time.perf_counter()
     with log_path.open("wb") as log:
         process = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT,
-                                   env=environment)
+                                   env=environment, start_new_session=True)
     server = Server(process, url, log_path, _owned_log=owned)
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=1.0) as client:

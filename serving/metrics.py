@@ -113,6 +113,9 @@ class ServingMetrics:
         self.model_load_seconds = Histogram(
             "aiinfra_model_load_duration_seconds", "Time to load and warm a model", ["model"],
             buckets=LOAD_BUCKETS, registry=r)
+        self.model_load_failures = Counter(
+            "aiinfra_model_load_failures", "Model loads that failed (the index says why)",
+            ["model"], registry=r)
         self.models_loaded = Gauge(
             "aiinfra_models_loaded", "Model versions loaded", multiprocess_mode="livesum",
             registry=r)

@@ -198,6 +198,7 @@ class ModelRegistry:
                           if isinstance(exc, TimeoutError) else str(exc) or type(exc).__name__)
                 self._errors[name] = reason
                 self._failed_at[name] = time.monotonic()
+                self.metrics.model_load_failures.labels(name).inc()
                 log.error("model load failed", exc_info=not isinstance(
                     exc, ModelConfigError | OSError | TimeoutError),
                     extra={"model": name, "error": reason})

@@ -49,6 +49,11 @@ ALERTS = [
      "expr": 'sum by (model) (rate(aiinfra_rejections_total{reason="queue_full"}[5m])) > 0',
      "for": "5m", "labels": {"severity": "warning"},
      "annotations": {"summary": "{{ $labels.model }} queue is full: requests are refused"}},
+    {"alert": "AiinfraModelLoadFailing",
+     "expr": "sum by (model) (increase(aiinfra_model_load_failures_total[15m])) > 0",
+     "labels": {"severity": "warning"},
+     "annotations": {"summary": "{{ $labels.model }} failed to load: GET /v2/repository/index "
+                                "or the server log says why"}},
     {"alert": "AiinfraGpuMemoryHigh",
      "expr": "DCGM_FI_DEV_FB_USED / (DCGM_FI_DEV_FB_USED + DCGM_FI_DEV_FB_FREE) > 0.92",
      "for": "10m", "labels": {"severity": "warning"},

@@ -485,6 +485,9 @@ def test_a_load_that_raises_anything_leaves_a_reason(make_client, tmp_path: Path
     (row,) = [m for m in runtime.registry.index(ready_only=False) if m["name"] == "scale"]
     assert row["state"] == "UNAVAILABLE"
     assert "Guard failed" in row["reason"]
+    # ... and alerts see it: every failed load is counted.
+    assert runtime.metrics.registry.get_sample_value(
+        "aiinfra_model_load_failures_total", {"model": "scale"}) == 1
 
 
 def test_a_broken_model_is_not_rebuilt_on_every_request(make_client, tmp_path: Path,

@@ -40,6 +40,6 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
 
     yield start
     for server in servers:
+        server.kill()  # its workers too, even when a test already killed the parent
         if server.process.poll() is None:
-            server.process.kill()
             server.process.wait(10)
