@@ -88,11 +88,13 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
     load = {"model": model, "concurrency": concurrency, "payload": payload,
             "duration_s": duration_s, "warmup_s": warmup_s, "batch": batch}
     if payload == "json":
-        port = free_port()
-        url = loopback_url(port)
-        with running([sys.executable, "-m", "bench.naive", "--repository", str(repository),
-                      "--model", model, "--port", str(port)], url, probe=f"/v2/models/{model}"):
-            result["naive"] = run_against(url, **load)
+        for name, flags in (("naive", []), ("naive_tuned", ["--tuned"])):
+            port = free_port()
+            url = loopback_url(port)
+            with running([sys.executable, "-m", "bench.naive", "--repository", str(repository),
+                          "--model", model, "--port", str(port), *flags], url,
+                         probe=f"/v2/models/{model}"):
+                result[name] = run_against(url, **load)
     port = free_port()
     url = loopback_url(port)
     env = {"AIINFRA_LOG_LEVEL": "warning", "AIINFRA_MODEL_REPOSITORY": str(repository)}
@@ -101,9 +103,14 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
     served = result["aiinfra"]
     if "naive" in result:
         naive = result["naive"]
+        tuned = result["naive_tuned"]
         result["ratios"] = {"rps_vs_naive": served["rps"] / naive["rps"] if naive["rps"] else None,
                             "p99_vs_naive": served["p99_ms"] / naive["p99_ms"]
-                            if naive["p99_ms"] else None}
+                            if naive["p99_ms"] else None,
+                            "rps_vs_naive_tuned": served["rps"] / tuned["rps"]
+                            if tuned["rps"] else None,
+                            "p99_vs_naive_tuned": served["p99_ms"] / tuned["p99_ms"]
+                            if tuned["p99_ms"] else None}
     result.setdefault("ratios", {})["served_vs_ceiling"] = (
         served["inferences_per_s"] / result["ceiling"]["inferences_per_s"])
     return result

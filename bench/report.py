@@ -63,7 +63,8 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
         ceiling = result["ceiling"]
         table.add_row(f"in-process, batch {ceiling['batch']}", "-",
                       f"{ceiling['inferences_per_s']:.1f}", *["-"] * (len(columns) - 3))
-    for name in ("naive", "aiinfra", "baseline", "predlog", "cache_hit", "cache_hit_redis"):
+    for name in ("naive", "naive_tuned", "aiinfra", "baseline", "predlog", "cache_hit",
+                 "cache_hit_redis"):
         if name in result:
             _load_row(table, name, result[name], cpu)
     if "rps" in result:

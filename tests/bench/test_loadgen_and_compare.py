@@ -70,6 +70,29 @@ def test_naive_server_answers_v2_json(scale_repository: Path) -> None:
     assert client.get("/v2/models/scale").json()["inputs"][0]["shape"] == [-1, 4]
 
 
+def test_the_tuned_baseline_answers_the_same_on_one_thread(scale_repository: Path) -> None:
+    """Review #22: beside the strawman, a tuned one-forward-per-request server: an async
+    endpoint on the event loop (no 40-thread pool on 2 cores) and one intra-op thread."""
+    import inspect  # noqa: PLC0415
+
+    import torch  # noqa: PLC0415
+
+    threads = torch.get_num_threads()
+    try:
+        app = create_naive_app(scale_repository, "scale", tuned=True)
+        assert torch.get_num_threads() == 1
+        (route,) = [r for r in app.routes if getattr(r, "path", "") == "/v2/models/{name}/infer"]
+        assert inspect.iscoroutinefunction(route.endpoint)
+        client = TestClient(app)
+        x = np.arange(8, dtype=np.float32).reshape(2, 4)
+        response = client.post("/v2/models/scale/infer", json={"inputs": [
+            {"name": "x", "datatype": "FP32", "shape": [2, 4], "data": x.ravel().tolist()}]})
+        output = response.json()["outputs"][0]
+        np.testing.assert_array_equal(np.reshape(output["data"], output["shape"]), x * 2)
+    finally:
+        torch.set_num_threads(threads)
+
+
 def test_in_process_ceiling_counts_rows(scale_repository: Path, tmp_path: Path) -> None:
     result = in_process_ceiling(scale_repository, "scale", 8, 0.2, tmp_path)
     assert result["batch"] == 8
