@@ -28,8 +28,8 @@ def configure(enabled: bool, *, exporter: Any = None) -> bool:
     global _tracer, _provider  # noqa: PLW0603 - one tracer per process
     if not enabled:
         return False
+    shutdown()  # a runtime started again replaces its provider, never stacks a second one
     try:
-        from opentelemetry import trace  # noqa: PLC0415 - only when tracing is on
         from opentelemetry.sdk.resources import OTELResourceDetector, Resource  # noqa: PLC0415
         from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
         from opentelemetry.sdk.trace.export import (  # noqa: PLC0415
@@ -45,13 +45,14 @@ def configure(enabled: bool, *, exporter: Any = None) -> bool:
             exporter, processor = OTLPSpanExporter(), BatchSpanProcessor
         else:
             processor = SimpleSpanProcessor
+        # Our default name, then OTEL_SERVICE_NAME / OTEL_RESOURCE_ATTRIBUTES over it
+        # (Resource.create lets explicit attributes win over the environment).
         resource = Resource.create({"service.name": "aiinfra"}).merge(
             OTELResourceDetector().detect())
         provider = TracerProvider(resource=resource)
         provider.add_span_processor(processor(exporter))
         _provider = provider
         _tracer = provider.get_tracer("aiinfra.serving")
-        del trace
     except Exception as exc:  # noqa: BLE001 - a bad tracing set-up must not stop serving
         log.warning("tracing is off: its configuration failed", extra={"error": repr(exc)})
         _tracer = _provider = None

@@ -31,18 +31,17 @@ _REQUEST_REFUSED = {"sequence_id": (_SEQUENCE, (0, "")), "sequence_start": (_SEQ
                     "sequence_end": (_SEQUENCE, (False,)),
                     "priority": ("every request is queued in arrival order", (0,))}
 _SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
-_INPUT_REFUSED = {p: "send the tensor in the body (JSON or binary_data_size)"
+_INPUT_REFUSED = {p: ("send the tensor in the body (JSON or binary_data_size)", ())
                   for p in _SHARED_MEMORY}
-_OUTPUT_REFUSED = {"classification": "request the raw output and take its top-k",
-                   **{p: "outputs come back in the body (JSON or binary_data)"
+_OUTPUT_REFUSED = {"classification": ("request the raw output and take its top-k", ()),
+                   **{p: ("outputs come back in the body (JSON or binary_data)", ())
                       for p in _SHARED_MEMORY}}
 
 
 def _refuse_unimplemented(parameters: dict, refused: dict, where: str = "") -> None:
-    for name, rule in refused.items():
-        if name not in parameters or parameters[name] is None:
+    for name, (why, off) in refused.items():
+        if parameters.get(name) is None:
             continue
-        why, off = rule if isinstance(rule, tuple) else (rule, ())
         value = parameters[name]
         if any(value == o and type(value) is type(o) for o in off):
             continue
