@@ -3,14 +3,16 @@
 A batch closes when it holds ``max_batch_size`` rows or when its oldest request has waited
 ``max_queue_delay_ms``. Requests may carry several rows; they are packed whole (a request is
 never split) and only with requests whose non-batch dimensions match. A full queue refuses at
-once; a request whose deadline passed before its batch formed is never executed. The forward
-pass runs in the instance's own thread, off the event loop.
+once, and so does one predicted to finish after its deadline (``serving.admission``); a
+request whose deadline passed before its batch formed is never executed. The forward pass
+runs in the instance's own thread, off the event loop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
@@ -19,8 +21,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from serving import tracing
+from serving.admission import ServiceTimes, predicted_completion_s, retry_after_s
 from serving.backends.base import Backend
-from serving.errors import InferenceFailed, ModelNotReady, Overloaded, RequestTimeout
+from serving.errors import (
+    DeadlineUnreachable,
+    InferenceFailed,
+    ModelNotReady,
+    Overloaded,
+    RequestTimeout,
+    ServingError,
+)
 from serving.metrics import ServingMetrics
 from serving.repository.config import ModelConfig
 from serving.stats import VersionStats
@@ -73,6 +83,13 @@ class DynamicBatcher:
         self._stats = stats if stats is not None else VersionStats()
         self._overload_status = overload_status
         self._retry_after_s = retry_after_s
+        self._budget_s = config.latency_budget_ms / 1000.0 or None
+        # The deadline no request of this model can exceed: what a refusal before its body
+        # is read may judge against (the request's own ``timeout`` can only lower it).
+        self._model_deadline_s = (config.default_timeout_ms / 1000.0 or None) or self._budget_s
+        self.service_times = ServiceTimes()
+        self._queued_rows = 0
+        self._busy: dict[int, tuple[float, int]] = {}  # instance -> (started, rows)
         self._m_depth = metrics.queue_depth.labels(label)
         self._m_queue = metrics.queue_seconds.labels(label)
         self._m_compute = metrics.compute_seconds.labels(label)
@@ -81,7 +98,7 @@ class DynamicBatcher:
         self._m_infer = metrics.inferences.labels(label)
         # The refusals raised here start at zero; the runtime counts them (by each error's
         # ``reason``) with every other outcome.
-        for refusal in (Overloaded, RequestTimeout):
+        for refusal in (Overloaded, RequestTimeout, DeadlineUnreachable):
             metrics.rejections.labels(label, refusal.reason)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -89,7 +106,7 @@ class DynamicBatcher:
         for index, backend in enumerate(self._instances):
             executor = ThreadPoolExecutor(1, thread_name_prefix=f"{self.label}-{index}")
             self._executors.append(executor)
-            self._tasks.append(asyncio.create_task(self._worker(backend, executor),
+            self._tasks.append(asyncio.create_task(self._worker(index, backend, executor),
                                                    name=f"batcher-{self.label}-{index}"))
 
     def abandon(self, error: Exception) -> None:
@@ -100,6 +117,7 @@ class DynamicBatcher:
             if not item.future.done():
                 item.future.set_exception(error)
         self._queue.clear()
+        self._queued_rows = 0
         self._computing.clear()
         for task in self._tasks:
             task.cancel()
@@ -135,6 +153,49 @@ class DynamicBatcher:
             return f"has {stopped} of {len(self._tasks)} batch workers stopped"
         return None
 
+    # -- admission -----------------------------------------------------------------------
+    def predicted_s(self, rows: int = 1) -> float | None:
+        """Seconds until a request of ``rows`` queued now would be answered (None before
+        the model was measured)."""
+        busy_remaining = 0.0
+        if len(self._busy) >= len(self._instances):
+            now = time.monotonic()
+            busy_remaining = min(
+                max((self.service_times.estimate(batch_rows) or 0.0) - (now - started), 0.0)
+                for started, batch_rows in self._busy.values())
+        return predicted_completion_s(
+            self.service_times, queued_rows=self._queued_rows, rows=rows,
+            max_rows=self._max_rows, instances=len(self._instances),
+            busy_remaining_s=busy_remaining, delay_s=self._delay_s if self.config.batching
+            else 0.0)
+
+    def refusal(self, rows: int, deadline_s: float | None) -> ServingError | None:
+        """Why a request of ``rows`` with ``deadline_s`` would be refused now, if it would:
+        a full queue, or a predicted completion after its deadline."""
+        if len(self._queue) >= self.config.max_queue_size:
+            predicted = self.predicted_s(rows)
+            retry = (self._retry_after_s if predicted is None
+                     else max(self._retry_after_s, math.ceil(predicted)))
+            return Overloaded(
+                f"model '{self.label}' queue is full ({self.config.max_queue_size} requests); "
+                "retry later", status=self._overload_status, retry_after_s=retry)
+        if deadline_s is None or not (self._queue or self._busy):
+            return None  # idle: admitted, and measured
+        predicted = self.predicted_s(rows)
+        if predicted is None or predicted <= deadline_s:
+            return None
+        return DeadlineUnreachable(
+            f"model '{self.label}' would answer in about {predicted * 1000:.0f} ms, after the "
+            f"request's deadline of {deadline_s * 1000:.0f} ms; retry later",
+            status=self._overload_status, retry_after_s=retry_after_s(predicted, deadline_s))
+
+    def early_refusal(self) -> ServingError | None:
+        """The refusal a request would get whatever its body: judged before it is read
+        (one row, the model's own deadline)."""
+        if self._stopping:
+            return None  # the normal path says why
+        return self.refusal(1, self._model_deadline_s)
+
     # -- submission ----------------------------------------------------------------------
     async def infer(self, inputs: list[np.ndarray], timeout_s: float | None,
                     stats: BatchStats | None = None) -> list[np.ndarray]:
@@ -144,16 +205,16 @@ class DynamicBatcher:
         """
         if self._stopping:
             raise ModelNotReady(f"model '{self.label}' is unloading; retry shortly")
-        if len(self._queue) >= self.config.max_queue_size:
-            raise Overloaded(
-                f"model '{self.label}' queue is full ({self.config.max_queue_size} requests); "
-                "retry later", status=self._overload_status, retry_after_s=self._retry_after_s)
+        batching = self.config.batching
+        rows = inputs[0].shape[0] if batching else 1
+        refused = self.refusal(rows, timeout_s or self._budget_s)
+        if refused is not None:
+            raise refused
         loop = asyncio.get_running_loop()
         now = time.monotonic()
-        batching = self.config.batching
         item = _Pending(
             inputs=inputs,
-            rows=inputs[0].shape[0] if batching else 1,
+            rows=rows,
             signature=tuple(a.shape[1:] for a in inputs) if batching else (),
             deadline=now + timeout_s if timeout_s else None,
             enqueued=now,
@@ -161,6 +222,7 @@ class DynamicBatcher:
             stats=stats,
         )
         self._queue.append(item)
+        self._queued_rows += rows
         self._m_depth.inc()
         self._has_work.set()
         if item.deadline is None:
@@ -181,6 +243,7 @@ class DynamicBatcher:
     def _pop_live(self, now: float) -> _Pending | None:
         while self._queue:
             item = self._queue.popleft()
+            self._queued_rows -= item.rows
             self._m_depth.dec()
             if item.future.done():  # timed out and abandoned by its caller
                 continue
@@ -196,11 +259,13 @@ class DynamicBatcher:
         while self._queue and rows < self._max_rows:
             item = self._queue.popleft()
             if item.future.done() or (item.deadline is not None and now >= item.deadline):
+                self._queued_rows -= item.rows
                 self._m_depth.dec()
                 continue
             if item.signature != signature or rows + item.rows > self._max_rows:
                 kept.append(item)
                 continue
+            self._queued_rows -= item.rows
             self._m_depth.dec()
             batch.append(item)
             rows += item.rows
@@ -238,7 +303,8 @@ class DynamicBatcher:
                 pass
 
     # -- execution -----------------------------------------------------------------------
-    async def _worker(self, backend: Backend, executor: ThreadPoolExecutor) -> None:
+    async def _worker(self, index: int, backend: Backend, executor: ThreadPoolExecutor
+                      ) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = await self._next_batch()
@@ -260,9 +326,11 @@ class DynamicBatcher:
                     item.stats.batch_rows = batch_rows
                     item.stats.taken_at = taken_at
             self._computing.update(batch)
+            self._busy[index] = (started, batch_rows)
             try:
                 results = await loop.run_in_executor(executor, self._run, backend, batch)
                 compute_s = time.monotonic() - started
+                self.service_times.observe(batch_rows, compute_s)
                 self._stats.executed(batch_rows, len(batch),
                                      [started - item.enqueued for item in batch], compute_s)
                 for item in batch:
@@ -281,6 +349,7 @@ class DynamicBatcher:
                 continue
             finally:
                 self._computing.difference_update(batch)
+                self._busy.pop(index, None)
             for item, outputs in zip(batch, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(outputs)

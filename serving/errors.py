@@ -16,6 +16,7 @@ failure, not a refusal) and ``log_status`` is the prediction log's ``status`` co
 | Unsupported      | 501       | invalid      | invalid      |
 | ModelNotReady    | 503       | not_ready    | not_ready    |
 | Overloaded       | 503 / 429 | queue_full   | overloaded   |
+| DeadlineUnreachable | 503 / 429 | deadline | overloaded |
 | RequestTimeout   | 503       | timeout      | timeout      |
 | InferenceFailed  | 500       | -            | error        |
 """
@@ -109,6 +110,14 @@ class Overloaded(ServingError):
     def __init__(self, message: str, *, status: int = 503, retry_after_s: int = 1) -> None:
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
         self.status = status
+
+
+class DeadlineUnreachable(Overloaded):
+    """503 (or 429): the request is predicted to finish after its deadline (its ``timeout``,
+    the model's ``default_timeout_ms`` or ``latency_budget_ms``), so it is refused at once;
+    ``Retry-After`` says when the queue will have drained by the amount it was late."""
+
+    reason = "deadline"
 
 
 class RequestTimeout(ServingError):

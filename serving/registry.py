@@ -16,7 +16,7 @@ from serving.backends import Backend, create_backend, resolve_backend
 from serving.backends.base import example_inputs
 from serving.batcher import DynamicBatcher
 from serving.cache.keys import model_fingerprint
-from serving.errors import ModelConfigError, ModelNotFound, ModelNotReady
+from serving.errors import ModelConfigError, ModelNotFound, ModelNotReady, ServingError
 from serving.metrics import ServingMetrics
 from serving.repository import ModelConfig, ModelRepository
 from serving.settings import Settings
@@ -60,6 +60,14 @@ class LoadedModel:
             if problem is not None:
                 return f"model '{self.name}' version {version} {problem}"
         return None
+
+    def early_refusal(self, version: int | None) -> ServingError | None:
+        """The refusal a request for ``version`` gets before its body is read (a full queue,
+        or a wait already past the model's deadline), or None to read it."""
+        batcher = self.batchers.get(self.latest if version is None else version)
+        if self.draining or batcher is None:
+            return None  # the normal path says why
+        return batcher.early_refusal()
 
     def batcher(self, version: int | None) -> DynamicBatcher:
         if version is None:

@@ -81,6 +81,9 @@ class ModelConfig(_Strict):
     max_queue_delay_ms: float = Field(2.0, ge=0)
     max_queue_size: int = Field(128, ge=1)
     default_timeout_ms: float = Field(0, ge=0, description="0 = no timeout")
+    latency_budget_ms: float = Field(
+        0, ge=0, description="Refuse a request without a timeout when it is predicted to be "
+        "answered later than this (0 = none); it is never cut once admitted")
     instance_count: int = Field(1, ge=1, le=16)
     version_policy: Literal["latest", "all"] = "latest"
     inputs: tuple[TensorSpec, ...] = Field(min_length=1)

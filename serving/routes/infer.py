@@ -96,6 +96,13 @@ async def _handle(rt: Runtime, model_name: str, model_version: str | None, recei
         if not label:
             raise ModelNotFound(f"model '{model_name}' is not in the repository")
         version = parse_version(model_version)
+        # Refused before reading: a refusal never waits behind the reading and decoding of
+        # its own body, or other requests'. The server discards the unread body in its HTTP
+        # parser and keeps the connection (closing a socket with unread data would reset it,
+        # and the client could lose this answer).
+        if (loaded := rt.registry.loaded(model_name)) is not None and (
+                early := loaded.early_refusal(version)) is not None:
+            raise early
         limit = rt.settings.max_request_bytes
         body = await read_body(receive, limit, declared)
         if trace.span is None:

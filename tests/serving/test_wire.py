@@ -156,7 +156,8 @@ def test_the_documented_contract_is_the_classes() -> None:
     rows = re.findall(r"^\| (\w+) +\| ([\d /]+?) +\| ([\w-]+) +\| (\w+) +\|$",
                       errors.__doc__, re.MULTILINE)
     documented = {name: (status, reason, log) for name, status, reason, log in rows}
-    actual = {cls.__name__: (str(cls.status) if cls is not errors.Overloaded else "503 / 429",
+    actual = {cls.__name__: (str(cls.status) if not issubclass(cls, errors.Overloaded)
+                             else "503 / 429",
                              cls.reason or "-", cls.log_status) for cls in error_classes()}
     assert documented == actual
 
@@ -165,5 +166,6 @@ def test_the_prediction_log_status_comes_from_the_error() -> None:
     assert status_of(None) == "ok"
     assert status_of(ValueError("boom")) == "error"
     for cls in error_classes():
-        error = cls("message") if cls is not errors.Overloaded else cls("full", status=429)
+        error = (cls("message") if not issubclass(cls, errors.Overloaded)
+                 else cls("full", status=429))
         assert status_of(error) == cls.log_status

@@ -1,0 +1,221 @@
+"""Deadline-aware admission: a request predicted to finish after its deadline is refused at
+once and never computed; one that fits is admitted; refusals leave before the body is read."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+import pytest
+
+from serving.admission import ServiceTimes, predicted_completion_s, retry_after_s
+from serving.errors import DeadlineUnreachable, Overloaded
+from tests.serving import test_batcher
+from tests.serving.test_batcher import WAIT_S, check_outputs, rows, wait_until
+from tests.serving.test_metrics import gate_instance, infer_body
+from tests.support.models import SCALE_CONFIG, write_model
+
+make_rig = test_batcher.make_rig  # the batcher tests' fixture
+
+
+# -- the service-time model --------------------------------------------------------------
+def test_service_times_average_each_batch_size_and_fill_in_the_rest() -> None:
+    times = ServiceTimes(weight=0.5)
+    assert times.estimate(4) is None  # nothing measured: no prediction, nothing refused
+    times.observe(2, 0.010)
+    times.observe(2, 0.020)  # an EWMA, not the last value
+    assert times.estimate(2) == pytest.approx(0.015)
+    assert times.estimate(1) == pytest.approx(0.015)  # below every size: the smallest's
+    assert times.estimate(8) == pytest.approx(0.060)  # above: scaled with the rows
+    times.observe(8, 0.035)
+    assert times.estimate(5) == pytest.approx(0.025)  # between: interpolated
+    assert times.snapshot() == {2: pytest.approx(0.015), 8: pytest.approx(0.035)}
+
+
+def test_predicted_completion_counts_rounds_of_full_batches_behind_a_busy_instance() -> None:
+    times = ServiceTimes()
+    times.observe(8, 0.1)
+    times.observe(1, 0.02)
+    predict = lambda **kw: predicted_completion_s(  # noqa: E731
+        times, **{"max_rows": 8, "instances": 1, "busy_remaining_s": 0.0, "delay_s": 0.005,
+                  **kw})
+    # alone: its own batch, which waits for the batching delay as it will not fill
+    assert predict(queued_rows=0, rows=1) == pytest.approx(0.025)
+    # 23 rows ahead: three full batches (the third holds it), one instance free now
+    assert predict(queued_rows=23, rows=1) == pytest.approx(0.3)
+    assert predict(queued_rows=23, rows=1, busy_remaining_s=0.04) == pytest.approx(0.34)
+    # two instances run two batches at once: two rounds
+    assert predict(queued_rows=23, rows=1, instances=2) == pytest.approx(0.2)
+    assert retry_after_s(0.34, 1.0) == 1
+    assert retry_after_s(4.2, 1.0) == 4
+
+
+# -- the batcher -------------------------------------------------------------------------
+async def busy_with_queue(rig, queued: int) -> list[asyncio.Task]:
+    """One batch computing (gated) and ``queued`` single-row requests behind it."""
+    tasks = [asyncio.create_task(rig.batcher.infer([rows(0)], None))]
+    await wait_until(rig.backend.entered.is_set, "the first batch runs")
+    tasks += [asyncio.create_task(rig.batcher.infer([rows(i)], None))
+              for i in range(1, queued + 1)]
+    await wait_until(lambda: rig.batcher.queue_depth == queued, f"{queued} queued")
+    return tasks
+
+
+async def finish(rig, tasks: list[asyncio.Task]) -> None:
+    rig.gate.set()
+    for i, task in enumerate(tasks):
+        check_outputs(rows(i), await asyncio.wait_for(task, WAIT_S))
+
+
+async def test_a_request_predicted_to_miss_its_deadline_is_refused_at_once(make_rig) -> None:
+    rig = make_rig(gated=True, max_batch_size=2, max_queue_delay_ms=0, overload_status=429)
+    rig.batcher.service_times.observe(2, 0.2)  # 200 ms a batch of two
+    rig.batcher.service_times.observe(1, 0.2)
+    tasks = await busy_with_queue(rig, 6)  # three batches ahead: ~0.6 s + the running one
+
+    started = time.monotonic()
+    with pytest.raises(DeadlineUnreachable) as refused:
+        await rig.batcher.infer([rows(99)], 0.3)
+    assert time.monotonic() - started < 0.05  # refused now, not when the deadline passes
+    assert refused.value.status == 429
+    assert refused.value.reason == "deadline"
+    assert isinstance(refused.value, Overloaded)  # clients that know the one retry the other
+    predicted = rig.batcher.predicted_s(1)
+    assert 0.6 < predicted <= 1.0
+    assert refused.value.headers == {"Retry-After": str(retry_after_s(predicted, 0.3))}
+    assert "after the request's deadline of 300 ms" in refused.value.message
+    assert rig.sample("aiinfra_rejections_total", reason="deadline") == 0  # the runtime counts
+
+    # The same request with a deadline it can meet is admitted and answered.
+    fits = asyncio.create_task(rig.batcher.infer([rows(7)], 5.0))
+    await wait_until(lambda: rig.batcher.queue_depth == 7, "it queued")
+    await finish(rig, tasks)
+    check_outputs(rows(7), await asyncio.wait_for(fits, WAIT_S))
+    assert 99 not in rig.backend.seen_ids()  # the refused one was never computed
+
+
+async def test_retry_after_grows_with_the_predicted_wait(make_rig) -> None:
+    rig = make_rig(gated=True, max_batch_size=1, max_queue_delay_ms=0, max_queue_size=64)
+    rig.batcher.service_times.observe(1, 0.5)
+    tasks = await busy_with_queue(rig, 4)
+    with pytest.raises(DeadlineUnreachable) as short_queue:
+        await rig.batcher.infer([rows(90)], 0.1)
+    tasks += [asyncio.create_task(rig.batcher.infer([rows(i)], None)) for i in range(5, 13)]
+    await wait_until(lambda: rig.batcher.queue_depth == 12, "12 queued")
+    with pytest.raises(DeadlineUnreachable) as long_queue:
+        await rig.batcher.infer([rows(91)], 0.1)
+    short = int(short_queue.value.headers["Retry-After"])
+    long = int(long_queue.value.headers["Retry-After"])
+    assert short == 3  # ceil(2.5 - 0.1)
+    assert long == 7  # ceil(6.5 - 0.1)
+    await finish(rig, tasks)
+
+
+async def test_the_latency_budget_applies_when_a_request_has_no_timeout(make_rig) -> None:
+    rig = make_rig(gated=True, max_batch_size=1, max_queue_delay_ms=0, latency_budget_ms=100)
+    tasks = await busy_with_queue(rig, 1)  # unmeasured yet: admitted
+    rig.batcher.service_times.observe(1, 0.2)
+    with pytest.raises(DeadlineUnreachable, match="deadline of 100 ms"):
+        await rig.batcher.infer([rows(99)], None)
+    # the request's own timeout takes precedence over the budget
+    admitted = asyncio.create_task(rig.batcher.infer([rows(2)], 2.0))
+    await wait_until(lambda: rig.batcher.queue_depth == 2, "admitted")
+    tasks.append(admitted)
+    await finish(rig, tasks)
+
+
+async def test_an_idle_model_admits_whatever_it_was_measured_at(make_rig) -> None:
+    """A stale, slow measurement must not lock a model out: idle, it admits and re-measures."""
+    rig = make_rig(max_batch_size=1, max_queue_delay_ms=0)
+    rig.batcher.service_times.observe(1, 60.0)
+    check_outputs(rows(1), await asyncio.wait_for(rig.batcher.infer([rows(1)], 0.5), WAIT_S))
+    assert rig.batcher.service_times.estimate(1) < 60.0
+
+
+async def test_an_unmeasured_model_admits(make_rig) -> None:
+    rig = make_rig(gated=True, max_batch_size=1, max_queue_delay_ms=0)
+    tasks = await busy_with_queue(rig, 2)
+    assert rig.batcher.predicted_s(1) is None
+    tasks.append(asyncio.create_task(rig.batcher.infer([rows(3)], 0.001 + WAIT_S)))
+    await wait_until(lambda: rig.batcher.queue_depth == 3, "admitted")
+    await finish(rig, tasks)
+
+
+async def test_the_full_queue_refusal_says_when_the_queue_will_have_drained(make_rig) -> None:
+    rig = make_rig(gated=True, max_batch_size=1, max_queue_delay_ms=0, max_queue_size=3,
+                   retry_after_s=1)
+    rig.batcher.service_times.observe(1, 1.5)
+    tasks = await busy_with_queue(rig, 3)
+    with pytest.raises(Overloaded) as refused:
+        await rig.batcher.infer([rows(9)], None)
+    assert refused.value.reason == "queue_full"
+    assert refused.value.headers == {"Retry-After": "8"}  # ceil(1.5 + 4 x 1.5)
+    await finish(rig, tasks)
+
+
+# -- refused before the body is read -----------------------------------------------------
+@pytest.fixture
+def budget_repository(tmp_path: Path) -> Path:
+    root = tmp_path / "repository"
+    write_model(root, "scale", {**SCALE_CONFIG, "max_queue_delay_ms": 0,
+                                "latency_budget_ms": 50})
+    return root
+
+
+def _scope(length: int) -> dict:
+    return {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1",
+            "method": "POST", "scheme": "http", "path": "/v2/models/scale/infer",
+            "raw_path": b"/v2/models/scale/infer", "query_string": b"", "root_path": "",
+            "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 80),
+            "headers": [(b"content-type", b"application/json"),
+                        (b"content-length", str(length).encode())]}
+
+
+def test_a_refusal_is_answered_before_its_body_is_read(make_client, budget_repository,
+                                                        monkeypatch) -> None:
+    client = make_client(budget_repository)
+    runtime = client.app.state.runtime
+    batcher, gate, entered = gate_instance(client, monkeypatch)
+    batcher.service_times.observe(1, 0.2)  # one forward already outlasts the 50 ms budget
+    reads: list[str] = []
+    sent: list[dict] = []
+
+    async def receive() -> dict:  # a large body that has not arrived yet
+        reads.append("body")
+        await asyncio.sleep(WAIT_S)
+        return {"type": "http.disconnect"}
+
+    async def send(message: dict) -> None:
+        sent.append(message)
+
+    async def call() -> float:
+        started = time.monotonic()
+        await client.app(_scope(50_000_000), receive, send)
+        return time.monotonic() - started
+
+    with ThreadPoolExecutor(1) as pool:
+        try:
+            held = pool.submit(client.post, "/v2/models/scale/infer", json=infer_body(1))
+            assert entered.wait(WAIT_S), "the first request never reached the backend"
+            elapsed = client.portal.call(call)
+        finally:
+            gate.set()
+        assert held.result(WAIT_S).status_code == 200
+    assert reads == []  # answered without reading a byte of the body
+    assert elapsed < 0.5
+    start, body = sent
+    assert start["status"] == 503
+    headers = {name.lower(): value for name, value in start["headers"]}
+    assert headers[b"retry-after"] == b"1"
+    assert b"connection" not in headers  # the server discards the body and keeps the socket
+    assert b"deadline of 50 ms" in orjson.loads(body["body"])["error"].encode()
+    registry = runtime.metrics.registry
+    assert registry.get_sample_value("aiinfra_rejections_total",
+                                     {"model": "scale", "reason": "deadline"}) == 1
+    assert registry.get_sample_value("aiinfra_inference_requests_total",
+                                     {"model": "scale", "outcome": "failure"}) == 1
+    # idle again: the next request is admitted, whatever the slow estimate
+    assert client.post("/v2/models/scale/infer", json=infer_body(1)).status_code == 200
