@@ -52,6 +52,11 @@ def bench(
     control: Annotated[bool, typer.Option(
         "--control", help="--data-plane: also compare two log-off servers (noise floor)")
     ] = False,
+    generator: Annotated[str, typer.Option(
+        help="--compare's load generator: wrk, python, or auto (wrk when installed)")] = "auto",
+    peers: Annotated[str | None, typer.Option(
+        help="--compare (JSON): other servers to measure too, e.g. litserve,kserve (each "
+        "installed into .bench/peers on first use)", show_default=False)] = None,
     output: Annotated[Path | None, typer.Option(help="Write the result as JSON here")] = None,
     fmt: Annotated[str, typer.Option("--format", help="table or json")] = "table",
     gpu_suite: Annotated[bool, typer.Option(
@@ -97,8 +102,23 @@ def bench(
                                 database_nice=database_nice, pairs=repeat, rounds=rounds,
                                 control=control, **pinning)
     elif compare:
+        from bench import wrk  # noqa: PLC0415
+        from bench.peers import parse_peers  # noqa: PLC0415
+
+        if generator not in ("auto", "wrk", "python"):
+            raise typer.BadParameter("--generator must be auto, wrk or python")
+        if generator == "auto":
+            generator = "wrk" if wrk.available() else "python"
+        elif generator == "wrk" and not wrk.available():
+            raise typer.BadParameter("--generator wrk: wrk is not installed (apt-get install "
+                                     "wrk, or make bench)")
+        try:
+            chosen = parse_peers(peers)
+        except ValueError as exc:
+            raise typer.BadParameter(str(exc)) from None
         result = run_repeated(repeat, model=model, concurrency=concurrency, payload=payload,
-                             duration_s=duration, warmup_s=warmup, batch=batch)
+                              duration_s=duration, warmup_s=warmup, batch=batch,
+                              generator=generator, peers=chosen)
     else:
         result = run_against(url, model=model, concurrency=concurrency, payload=payload,
                              duration_s=duration, warmup_s=warmup, batch=batch)

@@ -1,4 +1,5 @@
-"""Side by side in one run: (a) in-process batched forward, (b) naive server, (c) aiinfra."""
+"""Side by side in one run: the in-process batched forward, the HTTP floor, the naive and tuned
+baselines, other servers (``bench.peers``) and aiinfra, each alone while measured."""
 
 from __future__ import annotations
 
@@ -12,8 +13,10 @@ from pathlib import Path
 import torch
 
 from bench.loadgen import run_against
-from bench.process import SERVE, free_port, loopback_url, running
+from bench.peers import environment
+from bench.process import READY_PROBE, SERVE, free_port, loopback_url, running
 from bench.runs import merge_runs
+from bench.wrk import run_wrk
 from serving.backends import create_backend
 from serving.backends.base import example_inputs
 from serving.demo import build_demo_repository
@@ -75,44 +78,79 @@ def in_process_ceiling(repository: Path, model: str, rows: int, duration_s: floa
             "seconds": round(elapsed, 3), "inferences_per_s": runs * rows / elapsed}
 
 
+def _metadata(config) -> dict:
+    """The model's V2 metadata, as aiinfra serves it (peers may not serve any)."""
+    return {"name": config.name,
+            "inputs": [{"name": s.name, "datatype": s.datatype, "shape": config.full_shape(s)}
+                       for s in config.inputs],
+            "outputs": [{"name": s.name, "datatype": s.datatype, "shape": config.full_shape(s)}
+                        for s in config.outputs]}
+
+
+def _ratio(a: float | None, b: float | None) -> float | None:
+    return a / b if a is not None and b else None
+
+
 def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float,
-                warmup_s: float, batch: int) -> dict:
+                warmup_s: float, batch: int, generator: str = "python",
+                peers: list | None = None) -> dict:
+    """One round: every side started, measured alone and stopped in turn.
+
+    ``generator`` is ``wrk`` (bench.wrk) or ``python`` (bench.loadgen). JSON payloads add the
+    HTTP floor (bench.floor), the naive and tuned baselines and ``peers``."""
     settings = Settings()
     repository = settings.model_repository or build_demo_repository(settings.demo_repository)
-    config = ModelRepository(repository).config(model)
+    repo = ModelRepository(repository)
+    config = repo.config(model)
     ceiling_rows = min(concurrency * batch, max(config.max_batch_size, 1))
     result: dict = {"model": model, "concurrency": concurrency, "payload": payload,
-                    "batch": batch, "machine": machine()}
+                    "batch": batch, "generator": generator, "machine": machine()}
     result["ceiling"] = in_process_ceiling(repository, model, ceiling_rows, duration_s,
                                            settings.engine_cache_dir)
+    metadata = _metadata(config)
     load = {"model": model, "concurrency": concurrency, "payload": payload,
             "duration_s": duration_s, "warmup_s": warmup_s, "batch": batch}
+
+    def measure(url: str) -> dict:
+        if generator == "wrk":
+            return run_wrk(url, metadata=metadata, **load)
+        return run_against(url, **load)
+
     if payload == "json":
-        for name, flags in (("naive", []), ("naive_tuned", ["--tuned"])):
+        sides = [("floor", [sys.executable, "-m", "bench.floor"], READY_PROBE),
+                 ("naive", [sys.executable, "-m", "bench.naive"], f"/v2/models/{model}"),
+                 ("naive_tuned", [sys.executable, "-m", "bench.naive", "--tuned"],
+                  f"/v2/models/{model}")]
+        for name, command, probe in sides:
             port = free_port()
             url = loopback_url(port)
-            with running([sys.executable, "-m", "bench.naive", "--repository", str(repository),
-                          "--model", model, "--port", str(port), *flags], url,
-                         probe=f"/v2/models/{model}"):
-                result[name] = run_against(url, **load)
+            with running([*command, "--repository", str(repository), "--model", model,
+                          "--port", str(port)], url, probe=probe):
+                result[name] = measure(url)
+        artifact = repo.served_versions(model, config)[-1].artifact
+        for peer in peers or []:
+            port = free_port()
+            url = loopback_url(port)
+            command = peer.command(environment(peer), artifact=artifact, model=model,
+                                   output=config.outputs[0].name, port=port)
+            with running(command, url, probe=peer.probe):
+                result[peer.name] = {**measure(url), "version": peer.version}
     port = free_port()
     url = loopback_url(port)
     env = {"AIINFRA_LOG_LEVEL": "warning", "AIINFRA_MODEL_REPOSITORY": str(repository)}
     with running([*SERVE, "--port", str(port), "--load", model], url, env=env):
-        result["aiinfra"] = run_against(url, **load)
+        result["aiinfra"] = measure(url)
     served = result["aiinfra"]
-    if "naive" in result:
-        naive = result["naive"]
-        tuned = result["naive_tuned"]
-        result["ratios"] = {"rps_vs_naive": served["rps"] / naive["rps"] if naive["rps"] else None,
-                            "p99_vs_naive": served["p99_ms"] / naive["p99_ms"]
-                            if naive["p99_ms"] else None,
-                            "rps_vs_naive_tuned": served["rps"] / tuned["rps"]
-                            if tuned["rps"] else None,
-                            "p99_vs_naive_tuned": served["p99_ms"] / tuned["p99_ms"]
-                            if tuned["p99_ms"] else None}
-    result.setdefault("ratios", {})["served_vs_ceiling"] = (
-        served["inferences_per_s"] / result["ceiling"]["inferences_per_s"])
+    ratios: dict = {}
+    if "floor" in result:
+        ratios["rps_vs_floor"] = _ratio(served["rps"], result["floor"]["rps"])
+    for name in ("naive", "naive_tuned", *(peer.name for peer in peers or [])):
+        if name in result:
+            ratios[f"rps_vs_{name}"] = _ratio(served["rps"], result[name]["rps"])
+            ratios[f"p99_vs_{name}"] = _ratio(served["p99_ms"], result[name]["p99_ms"])
+    ratios["served_vs_ceiling"] = (served["inferences_per_s"]
+                                   / result["ceiling"]["inferences_per_s"])
+    result["ratios"] = ratios
     return result
 
 

@@ -51,6 +51,8 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
         return
     console = Console()
     runs = f" · median of {result['repeat']} runs" if result.get("repeat", 1) > 1 else ""
+    if result.get("generator"):
+        runs += f" · load from {result['generator']}"
     table = Table(title=f"{result['model']} · {result['payload']} · concurrency "
                         f"{result['concurrency']} · {result.get('batch', 1)} row(s)/request{runs}")
     cpu = "predlog_cpu" in result
@@ -63,8 +65,8 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
         ceiling = result["ceiling"]
         table.add_row(f"in-process, batch {ceiling['batch']}", "-",
                       f"{ceiling['inferences_per_s']:.1f}", *["-"] * (len(columns) - 3))
-    for name in ("naive", "naive_tuned", "aiinfra", "baseline", "predlog", "cache_hit",
-                 "cache_hit_redis"):
+    for name in ("floor", "naive", "naive_tuned", "litserve", "kserve", "aiinfra", "baseline",
+                 "predlog", "cache_hit", "cache_hit_redis"):
         if name in result:
             _load_row(table, name, result[name], cpu)
     if "rps" in result:

@@ -1,0 +1,89 @@
+"""wrk as the load generator, the HTTP floor, and the peers' registry."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+
+from bench import wrk
+from bench.floor import create_floor_app
+from bench.peers import PEERS, parse_peers
+
+
+def test_a_wrk_summary_becomes_a_load_result() -> None:
+    raw = {"requests": 1200, "duration_us": 2_000_000, "bytes": 1,
+           "errors": {"connect": 0, "read": 2, "write": 0, "status": 200, "timeout": 3},
+           "latency_us": {"p50": 1500, "p90": 2500, "p95": 3000, "p99": 9000, "max": 20000,
+                          "mean": 1700.0},
+           "statuses": {"200": 1000, "503": 200}}
+    result = wrk.to_load_result(raw, batch=4)
+    assert result["requests"] == 1000
+    assert result["rps"] == 500.0
+    assert result["inferences_per_s"] == 2000.0
+    # the refusals and the socket errors (read, timeout) are errors; wrk's "status" is not
+    # counted twice
+    assert result["errors_total"] == 205
+    assert result["socket_errors"] == {"read": 2, "timeout": 3}
+    assert result["statuses"] == {"200": 1000, "503": 200}
+    assert (result["p50_ms"], result["p99_ms"], result["max_ms"]) == (1.5, 9.0, 20.0)
+
+
+def test_the_floor_answers_a_fixed_response_shaped_like_the_model(scale_repository) -> None:
+    client = TestClient(create_floor_app(scale_repository, "scale"))
+    metadata = client.get("/v2/models/scale").json()
+    assert [s["shape"] for s in metadata["inputs"]] == [[-1, 4]]
+    response = client.post("/v2/models/scale/infer", json={"inputs": [
+        {"name": "x", "datatype": "FP32", "shape": [1, 4], "data": [1, 2, 3, 4]}]})
+    assert response.status_code == 200
+    assert [(o["name"], o["shape"]) for o in response.json()["outputs"]] == [
+        ("y", [1, 4]), ("total", [1, 1])]
+
+
+def test_peers_are_pinned_and_named() -> None:
+    assert [p.name for p in parse_peers("litserve, kserve")] == ["litserve", "kserve"]
+    assert parse_peers(None) == []
+    with pytest.raises(ValueError, match="unknown peer"):
+        parse_peers("triton")
+    for peer in PEERS.values():
+        assert peer.version  # a result names the version it measured
+        assert (Path(sys.modules["bench.peers"].__file__).parent / peer.script).is_file()
+
+
+@pytest.mark.slow
+def test_wrk_drives_a_real_server_and_counts_statuses(scale_repository, start_server) -> None:
+    server = start_server(scale_repository)
+    result = wrk.run_wrk(server.url, model="scale", concurrency=4, payload="binary",
+                         duration_s=1, warmup_s=0.5, batch=2)
+    assert result["generator"] == "wrk"
+    assert result["requests"] > 50
+    assert result["statuses"] == {"200": result["requests"]}
+    assert result["errors_total"] == 0
+    assert result["inferences_per_s"] == pytest.approx(2 * result["rps"])
+    assert 0 < result["p50_ms"] <= result["p99_ms"] <= result["max_ms"]
+    # what wrk counted, the server answered (its counter also holds the warm-up's)
+    assert server_metrics(server.url) >= result["requests"]
+
+
+@pytest.mark.slow
+def test_wrk_counts_every_status_apart(scale_repository, start_server) -> None:
+    server = start_server(scale_repository)
+    metadata = {"inputs": [{"name": "x", "datatype": "FP32", "shape": [-1, 4]}]}
+    result = wrk.run_wrk(server.url, model="absent", concurrency=2, payload="json",
+                         duration_s=1, warmup_s=0, metadata=metadata)
+    assert result["requests"] == 0
+    assert set(result["statuses"]) == {"404"}
+    assert result["errors_total"] == result["statuses"]["404"] > 10
+
+
+def server_metrics(url: str) -> float:
+    import httpx  # noqa: PLC0415
+
+    text = httpx.get(f"{url}/metrics").text
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith("aiinfra_inference_requests_total{") and 'outcome="success"' in line:
+            total += float(line.rsplit(" ", 1)[1])
+    return total
