@@ -89,7 +89,7 @@ class DynamicBatcher:
         self._model_deadline_s = (config.default_timeout_ms / 1000.0 or None) or self._budget_s
         self.service_times = ServiceTimes()
         self._queued_rows = 0
-        self._busy: dict[int, tuple[float, int]] = {}  # instance -> (started, rows)
+        self._busy: dict[int, float] = {}  # instance -> when its batch should end
         self._m_depth = metrics.queue_depth.labels(label)
         self._m_queue = metrics.queue_seconds.labels(label)
         self._m_compute = metrics.compute_seconds.labels(label)
@@ -159,10 +159,7 @@ class DynamicBatcher:
         the model was measured)."""
         busy_remaining = 0.0
         if len(self._busy) >= len(self._instances):
-            now = time.monotonic()
-            busy_remaining = min(
-                max((self.service_times.estimate(batch_rows) or 0.0) - (now - started), 0.0)
-                for started, batch_rows in self._busy.values())
+            busy_remaining = max(min(self._busy.values()) - time.monotonic(), 0.0)
         return predicted_completion_s(
             self.service_times, queued_rows=self._queued_rows, rows=rows,
             max_rows=self._max_rows, instances=len(self._instances),
@@ -227,17 +224,20 @@ class DynamicBatcher:
         self._has_work.set()
         if item.deadline is None:
             return await item.future
+        # One timer, no extra task or future: cancelling the caller cancels ``item.future``,
+        # and a cancelled or expired entry is never computed.
+        timer = loop.call_later(timeout_s, self._expire, item, timeout_s)
         try:
-            async with asyncio.timeout(timeout_s):
-                # Shielded: the timeout must not cancel a batch that is already computing.
-                return await asyncio.shield(item.future)
-        except TimeoutError:
-            if item.taken:  # its batch started before the deadline: it runs and is answered
-                return await item.future
-            item.future.cancel()  # still queued: never executed
-            raise RequestTimeout(
-                f"request timeout expired after {timeout_s * 1000:.0f} ms "
-                f"waiting for model '{self.label}'") from None
+            return await item.future
+        finally:
+            timer.cancel()
+
+    def _expire(self, item: _Pending, timeout_s: float) -> None:
+        if item.taken or item.future.done():
+            return  # its batch started before the deadline: it runs and is answered
+        item.future.set_exception(RequestTimeout(
+            f"request timeout expired after {timeout_s * 1000:.0f} ms "
+            f"waiting for model '{self.label}'"))
 
     # -- batch formation -----------------------------------------------------------------
     def _pop_live(self, now: float) -> _Pending | None:
@@ -326,7 +326,7 @@ class DynamicBatcher:
                     item.stats.batch_rows = batch_rows
                     item.stats.taken_at = taken_at
             self._computing.update(batch)
-            self._busy[index] = (started, batch_rows)
+            self._busy[index] = started + (self.service_times.estimate(batch_rows) or 0.0)
             try:
                 results = await loop.run_in_executor(executor, self._run, backend, batch)
                 compute_s = time.monotonic() - started

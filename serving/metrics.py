@@ -75,11 +75,37 @@ def forget_dead_workers(directory: str) -> list[int]:
     return dead
 
 
+class RequestSeries:
+    """One model's per-request series, each bound on first use: a label look-up takes a lock
+    and hashes the labels, which the infer path would otherwise pay several times a request
+    (an outcome's series still appears only once it happened)."""
+
+    __slots__ = ("_metrics", "_label", "in_flight", "_answered")
+
+    def __init__(self, metrics: ServingMetrics, label: str) -> None:
+        self._metrics, self._label = metrics, label
+        self.in_flight = metrics.in_flight.labels(label)
+        self._answered: dict[str, tuple] = {}
+
+    def answered(self, outcome: str, seconds: float, *, count: bool = True) -> None:
+        """One request's outcome and duration (``count``: False where a refusal was already
+        counted with its reason)."""
+        bound = self._answered.get(outcome)
+        if bound is None:
+            bound = self._answered[outcome] = (
+                self._metrics.requests.labels(self._label, outcome),
+                self._metrics.request_seconds.labels(self._label, outcome))
+        if count:
+            bound[0].inc()
+        bound[1].observe(seconds)
+
+
 class ServingMetrics:
     """Every metric the server exports, created against one registry."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
+        self._series: dict[str, RequestSeries] = {}
         r = self.registry
         self.requests = Counter(
             "aiinfra_inference_requests", "Inference requests by outcome (a request may carry a "
@@ -159,6 +185,13 @@ class ServingMetrics:
         if not multiprocess_dir():
             GpuCollector.register_if_available(r)
 
+
+    def series(self, label: str) -> RequestSeries:
+        """The model's per-request series (created once per label)."""
+        bound = self._series.get(label)
+        if bound is None:
+            bound = self._series[label] = RequestSeries(self, label)
+        return bound
     def render(self) -> tuple[bytes, str]:
         """The exposition text; merges all workers' values in multiprocess mode."""
         if directory := multiprocess_dir():

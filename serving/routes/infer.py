@@ -60,6 +60,9 @@ _HEADER_LENGTH = HEADER_LENGTH.lower().encode("latin-1")  # ASGI header names ar
 
 
 _UNTRACED = tracing.RequestTrace()
+# Bodies above this size are judged for refusal before they are read (uvicorn buffers up to
+# 64 KiB of a body before the application asks for it).
+EARLY_REFUSAL_BYTES = 64 * 1024
 
 
 async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, receive,
@@ -87,8 +90,8 @@ async def _handle(rt: Runtime, model_name: str, model_version: str | None, recei
     started = time.perf_counter()
     created_at = time.time()
     label = model_name if rt.registry.loaded(model_name) else rt.model_label(model_name)
-    metrics = rt.metrics
-    in_flight = metrics.in_flight.labels(label)
+    series = rt.metrics.series(label)
+    in_flight = series.in_flight
     in_flight.inc()
     version = request = result = failure = None
     outcome = "failure"
@@ -99,9 +102,11 @@ async def _handle(rt: Runtime, model_name: str, model_version: str | None, recei
         # Refused before reading: a refusal never waits behind the reading and decoding of
         # its own body, or other requests'. The server discards the unread body in its HTTP
         # parser and keeps the connection (closing a socket with unread data would reset it,
-        # and the client could lose this answer).
-        if (loaded := rt.registry.loaded(model_name)) is not None and (
-                early := loaded.early_refusal(version)) is not None:
+        # and the client could lose this answer). A small body came with the headers: it is
+        # read and judged with its own rows and timeout below.
+        if ((declared is None or declared > EARLY_REFUSAL_BYTES)
+                and (loaded := rt.registry.loaded(model_name)) is not None
+                and (early := loaded.early_refusal(version)) is not None):
             raise early
         limit = rt.settings.max_request_bytes
         body = await read_body(receive, limit, declared)
@@ -138,9 +143,8 @@ async def _handle(rt: Runtime, model_name: str, model_version: str | None, recei
         if trace.span is not None:
             _finish_trace(trace, outcome, failure, result)
         if label:  # every outcome is counted and timed (a refusal was counted above)
-            if outcome != "failure" or not isinstance(failure, ServingError):
-                metrics.requests.labels(label, outcome).inc()
-            metrics.request_seconds.labels(label, outcome).observe(elapsed)
+            series.answered(outcome, elapsed, count=outcome != "failure"
+                            or not isinstance(failure, ServingError))
             if outcome != "cancelled":
                 _answered(rt, model_name, version, result, outcome == "success", elapsed)
         if rt.predlog is not None and label:

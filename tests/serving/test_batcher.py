@@ -373,3 +373,21 @@ async def test_a_request_whose_batch_has_started_is_answered_past_its_timeout(ma
     rig.gate.set()
     check_outputs(rows(1), await asyncio.wait_for(task, WAIT_S))
     assert rig.backend.seen_ids() == {1}
+
+
+async def test_a_cancelled_request_with_a_timeout_is_never_computed(make_rig) -> None:
+    """A client that leaves cancels its request, timeout or not (the timeout used to shield
+    the queued entry from its caller's cancellation, so it was computed for nobody)."""
+    rig = make_rig(gated=True, max_queue_delay_ms=0)
+    busy = asyncio.create_task(rig.batcher.infer([rows(0)], None))
+    await wait_until(rig.backend.entered.is_set, "the first batch runs")
+    leaving = asyncio.create_task(rig.batcher.infer([rows(1)], 5.0))
+    staying = asyncio.create_task(rig.batcher.infer([rows(2)], 5.0))
+    await wait_until(lambda: rig.batcher.queue_depth == 2, "both queued")
+    leaving.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await leaving
+    rig.gate.set()
+    check_outputs(rows(0), await asyncio.wait_for(busy, WAIT_S))
+    check_outputs(rows(2), await asyncio.wait_for(staying, WAIT_S))
+    assert rig.backend.seen_ids() == {0, 2}
