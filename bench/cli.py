@@ -42,7 +42,7 @@ def bench(
         min=1, help="--compare runs, --data-plane pairs of servers; medians reported")] = 1,
     rounds: Annotated[int, typer.Option(
         min=1, help="--data-plane: alternating windows per pair (--duration split among "
-        "them)")] = 4,
+        "them); --overload: rounds, each server alone")] = 4,
     server_cpus: Annotated[str | None, typer.Option(
         help="--data-plane: pin each server to these CPUs (e.g. 0 or 0-1)",
         show_default=False)] = None,
@@ -52,6 +52,15 @@ def bench(
     control: Annotated[bool, typer.Option(
         "--control", help="--data-plane: also compare two log-off servers (noise floor)")
     ] = False,
+    overload: Annotated[bool, typer.Option(
+        "--overload", help="Far past saturation with a deadline, and at saturation: "
+        "throughput, refusal latency, answers within the deadline")] = False,
+    saturation: Annotated[int, typer.Option(
+        min=1, help="--overload: requests in flight that just fill the model's batches")] = 16,
+    factor: Annotated[int, typer.Option(
+        min=1, help="--overload: load as a multiple of --saturation")] = 8,
+    deadline_ms: Annotated[float, typer.Option(
+        min=1, help="--overload: the model's deadline (default_timeout_ms)")] = 1000.0,
     generator: Annotated[str, typer.Option(
         help="--compare's load generator: wrk, python, or auto (wrk when installed)")] = "auto",
     peers: Annotated[str | None, typer.Option(
@@ -85,9 +94,16 @@ def bench(
 
     if payload not in ("json", "binary"):
         raise typer.BadParameter("--payload must be json or binary")
-    if compare and data_plane:
-        raise typer.BadParameter("--compare and --data-plane are separate runs: pick one")
-    if data_plane:
+    if sum((compare, data_plane, overload)) > 1:
+        raise typer.BadParameter("--compare, --data-plane and --overload are separate runs: "
+                                 "pick one")
+    if overload:
+        from bench.overload import run_overload  # noqa: PLC0415
+
+        result = run_overload(model=model, payload=payload, saturation=saturation,
+                              overload=factor, deadline_ms=deadline_ms, duration_s=duration,
+                              warmup_s=warmup, rounds=rounds)
+    elif data_plane:
         from bench.dataplane import run_data_plane  # noqa: PLC0415
         from bench.paired import parse_cpus  # noqa: PLC0415
 
@@ -123,7 +139,7 @@ def bench(
         result = run_against(url, model=model, concurrency=concurrency, payload=payload,
                              duration_s=duration, warmup_s=warmup, batch=batch)
     report.emit(result, fmt=fmt, output=output)
-    if result.get("errors_total", 0) and not (compare or data_plane):
+    if result.get("errors_total", 0) and not (compare or data_plane or overload):
         raise typer.Exit(1)
 
 

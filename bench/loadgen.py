@@ -15,6 +15,12 @@ from bench.payloads import build_body
 MAX_REQUESTS = 2_000_000  # a hard stop whatever the duration
 
 
+def percentiles(latencies_s: list[float]) -> dict:
+    lat_ms = np.asarray(latencies_s) * 1000.0
+    return {"count": len(latencies_s), "p50_ms": float(np.percentile(lat_ms, 50)),
+            "p99_ms": float(np.percentile(lat_ms, 99)), "max_ms": float(lat_ms.max())}
+
+
 def summarize(latencies_s: list[float], elapsed_s: float, statuses: Counter,
               errors: int, batch: int) -> dict:
     lat_ms = np.asarray(latencies_s) * 1000.0 if latencies_s else np.zeros(1)
@@ -36,8 +42,12 @@ Probe = Callable[[], dict[str, float | None]]
 
 
 async def drive(url: str, model: str, *, concurrency: int, payload: str, duration_s: float,
-                warmup_s: float, batch: int, cpu_probe: Probe | None = None) -> dict:
+                warmup_s: float, batch: int, cpu_probe: Probe | None = None,
+                deadline_s: float | None = None) -> dict:
     """Warm up, then measure for ``duration_s``; every request is checked for status 200.
+
+    Latencies are kept per status (``latency_by_status``: refusals apart from answers); with
+    ``deadline_s``, ``within_deadline`` is the share of 200s answered within it.
 
     ``cpu_probe`` returns CPU seconds used so far by named processes; it is sampled as the
     measured window opens and closes, and each name's CPU per answered request is reported
@@ -54,6 +64,7 @@ async def drive(url: str, model: str, *, concurrency: int, payload: str, duratio
         body, headers = build_body(metadata, batch, payload)
         infer_url = f"{url}/v2/models/{model}/infer"
         latencies: list[float] = []
+        refused: dict[int, list[float]] = {}  # latencies of the answers that were not 200
         statuses: Counter = Counter()
         errors = 0
         sent = 0
@@ -84,6 +95,7 @@ async def drive(url: str, model: str, *, concurrency: int, payload: str, duratio
                     latencies.append(done - began)
                 else:
                     errors += 1
+                    refused.setdefault(status, []).append(done - began)
 
         cpu_s: dict[str, float] = {}
 
@@ -100,6 +112,12 @@ async def drive(url: str, model: str, *, concurrency: int, payload: str, duratio
             tasks.append(sample_cpu())
         await asyncio.gather(*tasks)
         result = summarize(latencies, duration_s, statuses, errors, batch)
+        result["latency_by_status"] = {
+            str(status): percentiles(values) for status, values in sorted(
+                {200: latencies, **refused}.items()) if values}
+        if deadline_s is not None:
+            result["within_deadline"] = (sum(lat <= deadline_s for lat in latencies)
+                                         / len(latencies) if latencies else None)
         # Everything sent, warm-up and window edges included (what a prediction log holds).
         result["sent_total"] = sent
         for name, used in cpu_s.items():
@@ -117,10 +135,11 @@ def counted(began: float, done: float, measure_from: float, stop_at: float) -> b
 
 
 def run_against(url: str, *, model: str, concurrency: int, payload: str, duration_s: float,
-                warmup_s: float, batch: int = 1, cpu_probe: Probe | None = None) -> dict:
+                warmup_s: float, batch: int = 1, cpu_probe: Probe | None = None,
+                deadline_s: float | None = None) -> dict:
     result = asyncio.run(drive(url.rstrip("/"), model, concurrency=concurrency, payload=payload,
                                duration_s=duration_s, warmup_s=warmup_s, batch=batch,
-                               cpu_probe=cpu_probe))
+                               cpu_probe=cpu_probe, deadline_s=deadline_s))
     result.update({"target": url, "model": model, "concurrency": concurrency,
                    "payload": payload, "batch": batch})
     return result

@@ -50,6 +50,14 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
         print(json.dumps(result, indent=2))
         return
     console = Console()
+    if "summary" in result:  # --overload: the figures its targets are stated in
+        console.print(f"{result['model']} · {result['payload']} · {result['overload']}x "
+                      f"saturation ({result['concurrency']} in flight) · deadline "
+                      f"{result['deadline_ms']:g} ms · {len(result['rounds'])} round(s)")
+        for key, value in result["summary"].items():
+            console.print(f"{key}: {value:.4g}" if isinstance(value, float) else
+                          f"{key}: {value}")
+        return
     runs = f" · median of {result['repeat']} runs" if result.get("repeat", 1) > 1 else ""
     if result.get("generator"):
         runs += f" · load from {result['generator']}"

@@ -61,6 +61,32 @@ class ServiceTimes:
         return dict(self._by_rows)
 
 
+@dataclass(slots=True)
+class PredictionError:
+    """How late answers came against their prediction (seconds; negative: early), as an
+    EWMA of the error and of its spread. ``margin`` is added to every prediction, so that
+    what the model leaves out (the event loop's own delays, batches larger than foreseen)
+    is learnt from what happened rather than assumed."""
+
+    weight: float = EWMA_WEIGHT
+    mean: float = 0.0
+    spread: float = 0.0
+    seen: bool = False
+
+    def observe(self, actual_s: float, predicted_s: float) -> None:
+        error = actual_s - predicted_s
+        if not self.seen:
+            self.mean, self.spread, self.seen = error, abs(error), True
+            return
+        self.mean += self.weight * (error - self.mean)
+        self.spread += self.weight * (abs(error - self.mean) - self.spread)
+
+    @property
+    def margin(self) -> float:
+        """Seconds to add to a prediction: the usual lateness and twice its spread."""
+        return max(self.mean + 2 * self.spread, 0.0)
+
+
 def predicted_completion_s(times: ServiceTimes, *, queued_rows: int, rows: int,
                            max_rows: int, instances: int, busy_remaining_s: float,
                            delay_s: float) -> float | None:
@@ -68,9 +94,12 @@ def predicted_completion_s(times: ServiceTimes, *, queued_rows: int, rows: int,
     None before the model was measured.
 
     ``busy_remaining_s`` is how long until an instance is free (0 when one is idle). Batches
-    of up to ``max_rows`` run ``instances`` at a time, oldest first."""
+    of up to ``max_rows`` run ``instances`` at a time, oldest first (full ones while every
+    instance is busy)."""
     total = queued_rows + rows
-    batch = min(total, max_rows)
+    # While every instance is busy, requests keep arriving and join this one's batch before
+    # it runs: under load batches fill, and so will its own.
+    batch = max_rows if busy_remaining_s > 0 else min(total, max_rows)
     per_batch = times.estimate(batch)
     if per_batch is None:
         return None

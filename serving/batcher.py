@@ -21,7 +21,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from serving import tracing
-from serving.admission import ServiceTimes, predicted_completion_s, retry_after_s
+from serving.admission import (
+    PredictionError,
+    ServiceTimes,
+    predicted_completion_s,
+    retry_after_s,
+)
 from serving.backends.base import Backend
 from serving.errors import (
     DeadlineUnreachable,
@@ -61,6 +66,7 @@ class _Pending:
     future: asyncio.Future = field(repr=False)
     stats: BatchStats | None = None
     taken: bool = False  # in a batch that is computing: answered whatever its deadline
+    predicted: float | None = None  # seconds to its answer, as admission foresaw it
 
 
 class DynamicBatcher:
@@ -88,6 +94,7 @@ class DynamicBatcher:
         # is read may judge against (the request's own ``timeout`` can only lower it).
         self._model_deadline_s = (config.default_timeout_ms / 1000.0 or None) or self._budget_s
         self.service_times = ServiceTimes()
+        self.prediction_error = PredictionError()
         self._queued_rows = 0
         self._busy: dict[int, float] = {}  # instance -> when its batch should end
         self._m_depth = metrics.queue_depth.labels(label)
@@ -160,31 +167,38 @@ class DynamicBatcher:
         busy_remaining = 0.0
         if len(self._busy) >= len(self._instances):
             busy_remaining = max(min(self._busy.values()) - time.monotonic(), 0.0)
-        return predicted_completion_s(
+        predicted = predicted_completion_s(
             self.service_times, queued_rows=self._queued_rows, rows=rows,
             max_rows=self._max_rows, instances=len(self._instances),
             busy_remaining_s=busy_remaining, delay_s=self._delay_s if self.config.batching
             else 0.0)
+        return None if predicted is None else predicted + self.prediction_error.margin
 
     def refusal(self, rows: int, deadline_s: float | None) -> ServingError | None:
         """Why a request of ``rows`` with ``deadline_s`` would be refused now, if it would:
         a full queue, or a predicted completion after its deadline."""
+        return self._judge(rows, deadline_s)[0]
+
+    def _judge(self, rows: int, deadline_s: float | None
+               ) -> tuple[ServingError | None, float | None]:
+        """(the refusal or None, the prediction it was judged on or None)."""
         if len(self._queue) >= self.config.max_queue_size:
             predicted = self.predicted_s(rows)
             retry = (self._retry_after_s if predicted is None
                      else max(self._retry_after_s, math.ceil(predicted)))
             return Overloaded(
                 f"model '{self.label}' queue is full ({self.config.max_queue_size} requests); "
-                "retry later", status=self._overload_status, retry_after_s=retry)
+                "retry later", status=self._overload_status, retry_after_s=retry), predicted
         if deadline_s is None or not (self._queue or self._busy):
-            return None  # idle: admitted, and measured
+            return None, None  # idle: admitted, and measured
         predicted = self.predicted_s(rows)
         if predicted is None or predicted <= deadline_s:
-            return None
+            return None, predicted
         return DeadlineUnreachable(
             f"model '{self.label}' would answer in about {predicted * 1000:.0f} ms, after the "
             f"request's deadline of {deadline_s * 1000:.0f} ms; retry later",
-            status=self._overload_status, retry_after_s=retry_after_s(predicted, deadline_s))
+            status=self._overload_status,
+            retry_after_s=retry_after_s(predicted, deadline_s)), predicted
 
     def early_refusal(self) -> ServingError | None:
         """The refusal a request would get whatever its body: judged before it is read
@@ -204,7 +218,7 @@ class DynamicBatcher:
             raise ModelNotReady(f"model '{self.label}' is unloading; retry shortly")
         batching = self.config.batching
         rows = inputs[0].shape[0] if batching else 1
-        refused = self.refusal(rows, timeout_s or self._budget_s)
+        refused, predicted = self._judge(rows, timeout_s or self._budget_s)
         if refused is not None:
             raise refused
         loop = asyncio.get_running_loop()
@@ -217,6 +231,7 @@ class DynamicBatcher:
             enqueued=now,
             future=loop.create_future(),
             stats=stats,
+            predicted=predicted,
         )
         self._queue.append(item)
         self._queued_rows += rows
@@ -350,9 +365,12 @@ class DynamicBatcher:
             finally:
                 self._computing.difference_update(batch)
                 self._busy.pop(index, None)
+            answered = time.monotonic()
             for item, outputs in zip(batch, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(outputs)
+                if item.predicted is not None:  # how right admission was
+                    self.prediction_error.observe(answered - item.enqueued, item.predicted)
             if self._queue:  # others may have been woken and gone back to sleep meanwhile
                 self._has_work.set()
 

@@ -11,7 +11,12 @@ from pathlib import Path
 import orjson
 import pytest
 
-from serving.admission import ServiceTimes, predicted_completion_s, retry_after_s
+from serving.admission import (
+    PredictionError,
+    ServiceTimes,
+    predicted_completion_s,
+    retry_after_s,
+)
 from serving.errors import DeadlineUnreachable, Overloaded
 from tests.serving import test_batcher
 from tests.serving.test_batcher import WAIT_S, check_outputs, rows, wait_until
@@ -179,7 +184,8 @@ def test_a_refusal_is_answered_before_its_body_is_read(make_client, budget_repos
     client = make_client(budget_repository)
     runtime = client.app.state.runtime
     batcher, gate, entered = gate_instance(client, monkeypatch)
-    batcher.service_times.observe(1, 0.2)  # one forward already outlasts the 50 ms budget
+    for rows_ in (1, 8):  # one forward already outlasts the 50 ms budget
+        batcher.service_times.observe(rows_, 0.2)
     reads: list[str] = []
     sent: list[dict] = []
 
@@ -219,3 +225,35 @@ def test_a_refusal_is_answered_before_its_body_is_read(make_client, budget_repos
                                      {"model": "scale", "outcome": "failure"}) == 1
     # idle again: the next request is admitted, whatever the slow estimate
     assert client.post("/v2/models/scale/infer", json=infer_body(1)).status_code == 200
+
+
+def test_while_every_instance_is_busy_a_request_is_foreseen_in_a_full_batch() -> None:
+    """Requests that arrive while it waits join its batch: under load it runs in a full one."""
+    times = ServiceTimes()
+    times.observe(1, 0.01)
+    times.observe(8, 0.4)
+    common = {"max_rows": 8, "instances": 1, "delay_s": 0.0}
+    assert predicted_completion_s(times, queued_rows=0, rows=1, busy_remaining_s=0.0,
+                                  **common) == pytest.approx(0.01)
+    assert predicted_completion_s(times, queued_rows=0, rows=1, busy_remaining_s=0.1,
+                                  **common) == pytest.approx(0.5)
+
+
+def test_the_prediction_learns_how_late_answers_come() -> None:
+    error = PredictionError(weight=0.5)
+    assert error.margin == 0.0
+    error.observe(actual_s=0.30, predicted_s=0.20)  # 100 ms late
+    assert error.margin == pytest.approx(0.1 + 2 * 0.1)
+    for _ in range(30):
+        error.observe(actual_s=0.10, predicted_s=0.20)  # early: no margin is taken off
+    assert error.margin == 0.0
+
+
+async def test_admission_adds_what_it_learnt_about_its_own_lateness(make_rig) -> None:
+    rig = make_rig(gated=True, max_batch_size=1, max_queue_delay_ms=0)
+    tasks = await busy_with_queue(rig, 1)
+    rig.batcher.service_times.observe(1, 0.1)
+    assert rig.batcher.refusal(1, 0.5) is None  # ~0.2 s predicted, 0.5 s allowed
+    rig.batcher.prediction_error.observe(actual_s=0.6, predicted_s=0.2)  # it was 0.4 s late
+    assert isinstance(rig.batcher.refusal(1, 0.5), DeadlineUnreachable)
+    await finish(rig, tasks)
