@@ -27,10 +27,13 @@ class ServiceTimes:
     """Forward seconds per batch size, an EWMA per size seen."""
 
     weight: float = EWMA_WEIGHT
+    typical_rows: float = 0.0  # an EWMA of the rows of the batches run
     _by_rows: dict[int, float] = field(default_factory=dict)
     _sizes: list[int] = field(default_factory=list)  # sorted keys of _by_rows
 
     def observe(self, rows: int, seconds: float) -> None:
+        self.typical_rows = (rows if not self._sizes
+                             else self.typical_rows + self.weight * (rows - self.typical_rows))
         current = self._by_rows.get(rows)
         if current is None:
             bisect.insort(self._sizes, rows)
@@ -94,12 +97,14 @@ def predicted_completion_s(times: ServiceTimes, *, queued_rows: int, rows: int,
     None before the model was measured.
 
     ``busy_remaining_s`` is how long until an instance is free (0 when one is idle). Batches
-    of up to ``max_rows`` run ``instances`` at a time, oldest first (full ones while every
-    instance is busy)."""
+    of up to ``max_rows`` run ``instances`` at a time, oldest first (while every instance is
+    busy, at least as large as batches have lately been)."""
     total = queued_rows + rows
-    # While every instance is busy, requests keep arriving and join this one's batch before
-    # it runs: under load batches fill, and so will its own.
-    batch = max_rows if busy_remaining_s > 0 else min(total, max_rows)
+    batch = min(total, max_rows)
+    if busy_remaining_s > 0:
+        # While every instance is busy, requests keep arriving and join this one's batch
+        # before it runs: it will be as large as batches have lately been, if not larger.
+        batch = max(batch, min(round(times.typical_rows), max_rows))
     per_batch = times.estimate(batch)
     if per_batch is None:
         return None

@@ -227,16 +227,22 @@ def test_a_refusal_is_answered_before_its_body_is_read(make_client, budget_repos
     assert client.post("/v2/models/scale/infer", json=infer_body(1)).status_code == 200
 
 
-def test_while_every_instance_is_busy_a_request_is_foreseen_in_a_full_batch() -> None:
-    """Requests that arrive while it waits join its batch: under load it runs in a full one."""
-    times = ServiceTimes()
+def test_while_every_instance_is_busy_a_request_is_foreseen_in_a_typical_batch() -> None:
+    """Requests that arrive while it waits join its batch: under load it runs in one as large
+    as batches have lately been."""
+    times = ServiceTimes(weight=0.5)
     times.observe(1, 0.01)
     times.observe(8, 0.4)
+    times.observe(8, 0.4)
+    assert times.typical_rows == pytest.approx(6.25)  # 1, then halfway to 8, twice
     common = {"max_rows": 8, "instances": 1, "delay_s": 0.0}
     assert predicted_completion_s(times, queued_rows=0, rows=1, busy_remaining_s=0.0,
-                                  **common) == pytest.approx(0.01)
+                                  **common) == pytest.approx(0.01)  # idle: alone
+    six = times.estimate(6)
     assert predicted_completion_s(times, queued_rows=0, rows=1, busy_remaining_s=0.1,
-                                  **common) == pytest.approx(0.5)
+                                  **common) == pytest.approx(0.1 + six)
+    assert predicted_completion_s(times, queued_rows=7, rows=1, busy_remaining_s=0.1,
+                                  **common) == pytest.approx(0.5)  # more queued than typical
 
 
 def test_the_prediction_learns_how_late_answers_come() -> None:
