@@ -12,8 +12,6 @@ import asyncio
 import logging
 import re
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 from serving import tracing
 from serving.errors import ClientDisconnected, ModelNotFound, RequestCancelled, ServingError
@@ -30,30 +28,45 @@ from serving.runtime import Runtime
 log = logging.getLogger(__name__)
 
 
-@asynccontextmanager
-async def _cancelled_on_disconnect(receive) -> AsyncIterator[None]:
+# A request still waiting after this long starts watching for its client leaving: most
+# requests are answered sooner, and a watcher (a task per request) is then never created.
+WATCH_AFTER_S = 0.02
+
+
+class _CancelledOnDisconnect:
     """Cancel the enclosed work when the client disconnects: a queued request is then never
-    computed (its batcher entry is cancelled with it), and ``RequestCancelled`` is raised."""
-    current = asyncio.current_task()
-    gone = False
+    computed (its batcher entry is cancelled with it), and ``RequestCancelled`` is raised.
+    The watch starts once the work has run ``WATCH_AFTER_S``."""
 
-    async def watch() -> None:
-        nonlocal gone
-        while (await receive())["type"] != "http.disconnect":
+    __slots__ = ("_receive", "_task", "_timer", "_watcher", "_gone")
+
+    def __init__(self, receive) -> None:
+        self._receive = receive
+        self._watcher: asyncio.Task | None = None
+        self._gone = False
+
+    async def __aenter__(self) -> None:
+        self._task = asyncio.current_task()
+        self._timer = asyncio.get_running_loop().call_later(WATCH_AFTER_S, self._start)
+
+    def _start(self) -> None:
+        self._watcher = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while (await self._receive())["type"] != "http.disconnect":
             await asyncio.sleep(0)  # a receive that answers at once must not starve the loop
-        gone = True
-        current.cancel()
+        self._gone = True
+        self._task.cancel()
 
-    watcher = asyncio.get_running_loop().create_task(watch())
-    try:
-        yield
-    except asyncio.CancelledError:
-        if not gone:
-            raise  # the server is stopping, not the client leaving
-        current.uncancel()
-        raise RequestCancelled("client went away") from None
-    finally:
-        watcher.cancel()
+    async def __aexit__(self, kind, error, traceback) -> bool:
+        self._timer.cancel()
+        if self._watcher is not None:
+            self._watcher.cancel()
+        if kind is asyncio.CancelledError and self._gone:
+            self._task.uncancel()
+            raise RequestCancelled("client went away") from None
+        return False  # anything else (the server stopping included) goes on up
+
 
 INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode("latin-1")  # ASGI header names are lower case
@@ -115,7 +128,7 @@ async def _handle(rt: Runtime, model_name: str, model_version: str | None, recei
         else:
             with trace.child("decode"):
                 request = _decode(body, content_encoding, limit, header_length)
-        async with rt.registry.use(model_name) as model, _cancelled_on_disconnect(receive):
+        async with rt.registry.use(model_name) as model, _CancelledOnDisconnect(receive):
             result = await run_inference(model, version, request, rt.cache,
                                          trace if trace.span is not None else None)
         content, headers = encode_response(model_name, str(result.version), request.id,
