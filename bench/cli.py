@@ -61,6 +61,8 @@ def bench(
         min=1, help="--overload: load as a multiple of --saturation")] = 8,
     deadline_ms: Annotated[float, typer.Option(
         min=1, help="--overload: the model's deadline (default_timeout_ms)")] = 1000.0,
+    workers: Annotated[str, typer.Option(
+        help="--compare: aiinfra with each of these worker counts, e.g. 1,2")] = "1",
     generator: Annotated[str, typer.Option(
         help="--compare's load generator: wrk, python, or auto (wrk when installed)")] = "auto",
     peers: Annotated[str | None, typer.Option(
@@ -134,13 +136,24 @@ def bench(
             raise typer.BadParameter(str(exc)) from None
         result = run_repeated(repeat, model=model, concurrency=concurrency, payload=payload,
                               duration_s=duration, warmup_s=warmup, batch=batch,
-                              generator=generator, peers=chosen)
+                              generator=generator, peers=chosen,
+                              workers=_counts(workers))
     else:
         result = run_against(url, model=model, concurrency=concurrency, payload=payload,
                              duration_s=duration, warmup_s=warmup, batch=batch)
     report.emit(result, fmt=fmt, output=output)
     if result.get("errors_total", 0) and not (compare or data_plane or overload):
         raise typer.Exit(1)
+
+
+def _counts(value: str) -> tuple[int, ...]:
+    try:
+        counts = tuple(int(part) for part in value.split(",") if part.strip())
+    except ValueError:
+        raise typer.BadParameter(f"--workers {value!r}: a list of counts, e.g. 1,2") from None
+    if not counts or min(counts) < 1:
+        raise typer.BadParameter("--workers: each count at least 1")
+    return counts
 
 
 if __name__ == "__main__":  # pragma: no cover

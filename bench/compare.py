@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import torch
+from prometheus_client.parser import text_string_to_metric_families
 
 from bench.loadgen import run_against
 from bench.peers import environment
@@ -93,7 +95,7 @@ def _ratio(a: float | None, b: float | None) -> float | None:
 
 def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float,
                 warmup_s: float, batch: int, generator: str = "python",
-                peers: list | None = None) -> dict:
+                peers: list | None = None, workers: tuple[int, ...] = (1,)) -> dict:
     """One round: every side started, measured alone and stopped in turn.
 
     ``generator`` is ``wrk`` (bench.wrk) or ``python`` (bench.loadgen). JSON payloads add the
@@ -135,11 +137,19 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
                                    output=config.outputs[0].name, port=port)
             with running(command, url, probe=peer.probe):
                 result[peer.name] = {**measure(url), "version": peer.version}
-    port = free_port()
-    url = loopback_url(port)
     env = {"AIINFRA_LOG_LEVEL": "warning", "AIINFRA_MODEL_REPOSITORY": str(repository)}
-    with running([*SERVE, "--port", str(port), "--load", model], url, env=env):
-        result["aiinfra"] = measure(url)
+    for count in workers or (1,):
+        port = free_port()
+        url = loopback_url(port)
+        name = "aiinfra" if count == 1 else f"aiinfra_w{count}"
+        with running([*SERVE, "--port", str(port), "--load", model, "--workers", str(count)],
+                     url, env=env):
+            if count > 1:
+                wait_for_workers(url, count)
+            result[name] = {**measure(url), "workers": count,
+                            "mean_batch_rows": mean_batch_rows(url, model)}
+    if "aiinfra" not in result:
+        return result
     served = result["aiinfra"]
     ratios: dict = {}
     if "floor" in result:
@@ -150,8 +160,39 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
             ratios[f"p99_vs_{name}"] = _ratio(served["p99_ms"], result[name]["p99_ms"])
     ratios["served_vs_ceiling"] = (served["inferences_per_s"]
                                    / result["ceiling"]["inferences_per_s"])
+    for name in result:
+        if name.startswith("aiinfra_w"):
+            ratios[f"rps_{name}_vs_aiinfra"] = _ratio(result[name]["rps"], served["rps"])
     result["ratios"] = ratios
     return result
+
+
+def _metric_sum(text: str, name: str, model: str | None) -> float:
+    total = 0.0
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == name and (model is None or sample.labels.get("model") == model):
+                total += sample.value
+    return total
+
+
+def mean_batch_rows(url: str, model: str) -> float | None:
+    """Rows per executed batch over the server's life (every worker's, merged)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    count = _metric_sum(text, "aiinfra_batch_size_count", model)
+    return _metric_sum(text, "aiinfra_batch_size_sum", model) / count if count else None
+
+
+def wait_for_workers(url: str, count: int, timeout_s: float = 180) -> None:
+    """Until every worker process has loaded its models: the first one ready makes the probe
+    pass, and ``aiinfra_models_loaded`` sums over the live workers (one version each here)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        text = httpx.get(f"{url}/metrics", timeout=10).text
+        if _metric_sum(text, "aiinfra_models_loaded", None) >= count:
+            return
+        time.sleep(0.5)
+    raise RuntimeError(f"{count} workers never all loaded their model")
 
 
 def run_repeated(repeat: int, *, runner=None, **options) -> dict:

@@ -73,8 +73,9 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
         ceiling = result["ceiling"]
         table.add_row(f"in-process, batch {ceiling['batch']}", "-",
                       f"{ceiling['inferences_per_s']:.1f}", *["-"] * (len(columns) - 3))
-    for name in ("floor", "naive", "naive_tuned", "litserve", "kserve", "aiinfra", "baseline",
-                 "predlog", "cache_hit", "cache_hit_redis"):
+    workers = sorted(k for k in result if k.startswith("aiinfra_w"))
+    for name in ("floor", "naive", "naive_tuned", "litserve", "kserve", "aiinfra", *workers,
+                 "baseline", "predlog", "cache_hit", "cache_hit_redis"):
         if name in result:
             _load_row(table, name, result[name], cpu)
     if "rps" in result:

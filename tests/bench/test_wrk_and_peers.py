@@ -9,6 +9,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from bench import wrk
+from bench.compare import run_compare
 from bench.floor import create_floor_app
 from bench.peers import PEERS, parse_peers
 
@@ -87,3 +88,23 @@ def server_metrics(url: str) -> float:
         if line.startswith("aiinfra_inference_requests_total{") and 'outcome="success"' in line:
             total += float(line.rsplit(" ", 1)[1])
     return total
+
+
+@pytest.mark.slow
+def test_compare_with_wrk_measures_every_side_and_the_floor(scale_repository, monkeypatch,
+                                                            tmp_path) -> None:
+    monkeypatch.setenv("AIINFRA_MODEL_REPOSITORY", str(scale_repository))
+    monkeypatch.setenv("AIINFRA_ENGINE_CACHE_DIR", str(tmp_path / "engines"))
+    result = run_compare(model="scale", concurrency=4, payload="json", duration_s=1,
+                         warmup_s=0, batch=1, generator="wrk", workers=(1, 2))
+    for side in ("floor", "naive", "naive_tuned", "aiinfra", "aiinfra_w2"):
+        assert result[side]["generator"] == "wrk", side
+        assert result[side]["errors_total"] == 0, side
+        assert result[side]["requests"] > 10, side
+    assert result["aiinfra_w2"]["workers"] == 2
+    assert result["aiinfra"]["mean_batch_rows"] >= 1
+    ratios = result["ratios"]
+    assert ratios["rps_vs_floor"] == pytest.approx(
+        result["aiinfra"]["rps"] / result["floor"]["rps"])
+    assert ratios["rps_aiinfra_w2_vs_aiinfra"] == pytest.approx(
+        result["aiinfra_w2"]["rps"] / result["aiinfra"]["rps"])
