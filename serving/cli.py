@@ -132,8 +132,8 @@ def predlog_stats(
         print(json.dumps({"since": since, "model": model, "models": rows}, indent=2))
         return
     table = Table(title=f"prediction log · last {since}" + (f" · {model}" if model else ""))
-    for column in ("model", "requests", "errors", "error rate", "p50 ms", "p95 ms",
-                   "cache hits"):
+    for column in ("model", "requests", "errors", "error rate", "cancelled", "p50 ms",
+                   "p95 ms", "cache hits"):
         table.add_column(column, justify="left" if column == "model" else "right")
 
     def number(value: float | None, spec: str) -> str:
@@ -141,7 +141,8 @@ def predlog_stats(
 
     for row in rows:
         table.add_row(row["model"], str(row["requests"]), str(row["errors"]),
-                      number(row["error_rate"], ".2%"), number(row["p50_ms"], ".2f"),
+                      number(row["error_rate"], ".2%"), str(row["cancelled"]),
+                      number(row["p50_ms"], ".2f"),
                       number(row["p95_ms"], ".2f"), number(row["cache_hit_rate"], ".1%"))
     Console().print(table)
 

@@ -18,8 +18,10 @@ _UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks
 STATS_SQL = """
 SELECT model,
        count(*) AS requests,
-       count(*) FILTER (WHERE status <> 'ok') AS errors,
-       coalesce(avg((status <> 'ok')::int), 0)::float8 AS error_rate,
+       count(*) FILTER (WHERE status NOT IN ('ok', 'cancelled')) AS errors,
+       count(*) FILTER (WHERE status = 'cancelled') AS cancelled,
+       coalesce(avg((status <> 'ok')::int) FILTER (WHERE status <> 'cancelled'),
+                0)::float8 AS error_rate,
        (percentile_cont(0.5) WITHIN GROUP (ORDER BY latency_ms)
             FILTER (WHERE status = 'ok'))::float8 AS p50_ms,
        (percentile_cont(0.95) WITHIN GROUP (ORDER BY latency_ms)
@@ -44,7 +46,9 @@ def parse_since(text: str) -> timedelta:
 
 def query_stats(dsn: str, *, since: timedelta, model: str | None = None,
                 connect_timeout_s: int = 5) -> list[dict]:
-    """One row per model with requests in the window; latencies are of successful requests."""
+    """One row per model with requests in the window; latencies are of successful requests.
+    A request whose client left (``cancelled``) is counted apart: the error rate is over the
+    requests that were answered."""
     with psycopg.connect(dsn, connect_timeout=connect_timeout_s, autocommit=True,
                          row_factory=dict_row) as conn:
         present = conn.execute("SELECT to_regclass('predictions') IS NOT NULL AS present"

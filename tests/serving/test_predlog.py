@@ -340,6 +340,25 @@ async def test_predlog_stats_command(database_url: str) -> None:
     assert "20.00%" in result.output
 
 
+async def test_predlog_stats_counts_cancelled_requests_apart_from_errors(
+        database_url: str) -> None:
+    """A client that left is not the server failing: it is counted on its own, and the error
+    rate is over the requests that were answered."""
+    log, _ = make_log(database_url)
+    await log.start()
+    for i in range(1, 9):
+        log.record(created_at=time.time(), model="mlp", status="ok", latency_s=i / 1000)
+    record_n(log, 2, model="mlp", status="error")
+    record_n(log, 10, model="mlp", status="cancelled")
+    await log.close()
+    result = CliRunner().invoke(cli_app, ["predlog", "stats", "--format", "json"],
+                                env={"AIINFRA_DATABASE_URL": database_url})
+    assert result.exit_code == 0, result.output
+    (row,) = json.loads(result.output)["models"]
+    assert (row["requests"], row["errors"], row["cancelled"]) == (20, 2, 10)
+    assert row["error_rate"] == pytest.approx(0.2)
+
+
 def test_predlog_stats_refusals(postgres: PostgresServer) -> None:
     runner = CliRunner()
     result = runner.invoke(cli_app, ["predlog", "stats"], env={"AIINFRA_DATABASE_URL": ""})
