@@ -73,8 +73,10 @@ def test_strict_fails_on_unpriced(tmp_path, runner) -> None:
 
 def test_markdown_diff_against_another_stack(runner) -> None:
     result = runner.invoke(app, ["cost", "prod", "--diff", "staging", "--format", "markdown"])
-    assert result.exit_code == 0, result.output
-    assert result.output.startswith("### aiinfra cost: `stack prod` vs `stack staging`")
+    assert result.exit_code == 1, result.output  # prod's costThresholds: fail above +10%
+    assert result.stdout.startswith("**aiinfra cost ❌ over: +$")
+    assert "above the fail threshold +10%" in result.stdout.splitlines()[0]
+    assert result.stdout.splitlines()[0].endswith("· `stack prod` vs `stack staging`")
     assert "| Total | Before | After | Δ/month |" in result.output
 
 

@@ -56,7 +56,8 @@ def test_markdown_comment(fixture_graph, catalogue) -> None:
                         estimate(changed_graph(), catalogue=catalogue),
                         base_label="main", new_label="this change")
     text = diff_markdown(diff)
-    assert text.startswith("### aiinfra cost: `this change` vs `main`")
+    assert text.startswith("**aiinfra cost ✅ ok: +$386.60/month (+11.6%), no thresholds "
+                           "set** · `this change` vs `main`\n")
     assert "Monthly cost will change by **+$386.60** (+11.6%): $3,319.04 → $3,705.64" in text
     assert "| Component | Resource | Item | Change | Before | After | Δ/month |" in text
     assert "| nodes | `aiinfra-dev-gpu-spot-spot` |" in text
