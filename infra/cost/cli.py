@@ -56,6 +56,8 @@ def run_cost(stack: str, *, fmt: str = "table", diff: str | None = None,
         return _error("--diff compares monthly costs; run cost per 1M inferences without it")
     if diff is None and (warn_above or fail_above):
         return _error("--warn-above and --fail-above judge a change: give --diff REF")
+    if per_1m and diff is not None:
+        return _error("--per-1m prices inferences, --diff a change: run them apart")
     if from_prometheus is not None and not per_1m:
         return _error("--from-prometheus compares cost per 1M inferences: add --per-1m")
     try:

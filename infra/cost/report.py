@@ -117,6 +117,8 @@ def print_table(report: Report, console: Console | None = None,
     console.print(table)
     for warning in report.warnings():
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for name, note in node_notes(report):
+        console.print(f"[dim]{name}:[/dim] {note}", highlight=False)
     if report.budget_usd is not None:
         ratio = total.expected / report.budget_usd
         state = ("[red]OVER BUDGET[/red]" if report.over_budget else "[green]within budget[/green]")
@@ -125,6 +127,13 @@ def print_table(report: Report, console: Console | None = None,
     print_savings(report, console)
     if unit_costs is not None:
         print_unit_costs(unit_costs, console)
+
+
+def node_notes(report: Report) -> list[tuple[str, str]]:
+    """How each GPU NodePool's node count and price were derived (the lines' notes)."""
+    return [(short_name(report, li.name), li.note) for li in report.lines
+            if li.type == "kubernetes:karpenter.sh/v1:NodePool" and li.item == "instances"
+            and li.note]
 
 
 def savings_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
@@ -220,6 +229,11 @@ def as_markdown(report: Report, unit_costs: UnitCosts | None = None) -> str:
     out.append(f"| **Total** | | | **{usd(total.min)}** | **{usd(total.expected)}** | "
                f"**{usd(total.max)}** |")
     out += _md_footer(report)
+    notes = node_notes(report)
+    if notes:
+        out += ["", "<details><summary>How the GPU nodes were counted and priced</summary>", ""]
+        out += [f"- `{name}`: {note}" for name, note in notes]
+        out += ["", "</details>"]
     rows = savings_rows(report)
     if rows:
         out += ["", "| GPU pool | Capacity | Expected | All on-demand | Saving |",
