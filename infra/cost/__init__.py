@@ -3,7 +3,9 @@
 ``projected_monthly_cost(graph)`` is the expected monthly USD of a rendered stack;
 ``check_budget(graph)`` compares it with the stack's ``budgetMonthlyUsd``. Both are pure
 functions of the graph (plus the packaged catalogue and an optional usage file) and are what
-``aiinfra cost`` and the policy pack use.
+``aiinfra cost`` and the policy pack use. ``assess(before, after, warn=, fail=)`` judges a
+change against thresholds (``infra.cost.thresholds``): ``aiinfra cost --diff``'s verdict, and
+the budget's.
 """
 
 from __future__ import annotations

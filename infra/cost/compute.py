@@ -56,7 +56,7 @@ class ComputePricer(PricerBase):
         version = str(r.inputs.get("version", ""))
         support = (r.inputs.get("upgradePolicy") or {}).get("supportType") or "EXTENDED"
         window = eks_versions().versions.get(version)
-        on = max(price.date for price in self.cat.prices.values())
+        on = self.cat.as_of
         if window is not None and window.end_of_standard < on and support != "STANDARD":
             self.add(r, "hours", f"EKS control plane, extended support ({version} left "
                      f"standard support {window.end_of_standard})", "hour",

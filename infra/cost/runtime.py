@@ -123,7 +123,9 @@ def recording_rules(config: StackConfig, catalogue: Catalogue) -> list[dict]:
                   "aiinfra:node_gpu_cost_usd_per_hour)")},
     ]
     source = f"catalogue {catalogue.region}, prices as of {catalogue.as_of.isoformat()}"
-    return [{"name": "aiinfra-cost-prices", "interval": "5m", "rules": price_rules,
+    # prices every minute too: a constant series evaluated less often than Prometheus's 5 m
+    # lookback would drop out of the joins now and then
+    return [{"name": "aiinfra-cost-prices", "interval": "1m", "rules": price_rules,
              "source": source},
             {"name": "aiinfra-cost", "interval": "1m", "rules": cost_rules}]
 
