@@ -128,7 +128,7 @@ def estimate(graph: Graph, *, catalogue: Catalogue | None = None,
                   pricer.pools, budget_usd=graph.config.budget_monthly_usd,
                   usage_source=usage.source if usage else None,
                   catalogue_date=dates[-1] if dates else None,
-                  name_prefix=graph.config.name_prefix + "-")
+                  name_prefix=graph.config.name_prefix + "-", notices=pricer.notices)
 
 
 __all__ = ["FREE_TYPES", "LineItem", "PoolCost", "Range", "Report", "estimate"]

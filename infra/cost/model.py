@@ -8,7 +8,7 @@ per-component subtotals and the warnings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal["priced", "unpriced", "usage"]
@@ -130,6 +130,8 @@ class Report:
     usage_source: str | None = None
     catalogue_date: str | None = None
     name_prefix: str = ""
+    # findings about the graph that are not a price (e.g. replicas no NodePool can hold)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def priced(self) -> list[LineItem]:
@@ -170,7 +172,7 @@ class Report:
         out = [f"unpriced: {li.type} {li.name} ({li.description}): {li.note}"
                for li in self.unpriced]
         out += [f"usage not given: {li.name} {li.item} ({li.note})" for li in self.usage_missing]
-        return out
+        return out + self.notices
 
     def as_dict(self) -> dict:
         return {"stack": self.stack, "region": self.region,

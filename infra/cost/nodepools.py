@@ -92,6 +92,13 @@ class NodePoolPricer(PricerBase):
                           most if most is not None else self.pool_configs[shape.pool].max_nodes))
         low = karpenter.fill(self.workload.min_replicas, order)
         mid = karpenter.fill(self.workload.expected_replicas, order)
+        room = sum(pods * most for _, pods, most in order)
+        if order and self.workload.max_replicas > room:
+            self.notices.append(
+                f"serving: KEDA's max {self.workload.max_replicas} replicas × "
+                f"{self.workload.gpus_per_pod} GPU exceed what the GPU NodePools' limits hold "
+                f"({room} pods on their cheapest types): "
+                f"{self.workload.max_replicas - room} would stay Pending")
         return {name: (low[name], mid[name]) for name, _, _ in order}
 
     def node_pool(self, r: Resource) -> None:

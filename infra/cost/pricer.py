@@ -25,6 +25,7 @@ class PricerBase:
         self.hours = catalogue.hours_per_month
         self.lines: list[LineItem] = []
         self.pools: list[PoolCost] = []
+        self.notices: list[str] = []
         self.by_name = {r.name: r for r in graph.resources}
         self.components = {r.name for r in graph.resources if r.type.startswith("aiinfra:")}
         self.templates = {r.name: r for r in graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")}

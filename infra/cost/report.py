@@ -257,6 +257,7 @@ def _md_footer(report: Report) -> list[str]:
     if report.usage_missing:
         out += ["", "Usage-based, no usage given: "
                 + ", ".join(f"`{li.name}` {li.item}" for li in report.usage_missing)]
+    out += [f"\n**Warning:** {notice}" for notice in report.notices]
     if report.budget_usd is not None:
         state = "**over budget**" if report.over_budget else "within budget"
         out += ["", f"Budget {usd(report.budget_usd)}/month: expected "

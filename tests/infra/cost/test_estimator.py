@@ -188,6 +188,10 @@ def test_prod_lines_by_hand(graphs) -> None:
     # db.r7g.xlarge Multi-AZ at its listed 0.956 (the feed's Single-AZ is 0.478)
     assert money(by[("aiinfra-prod-postgres", "instances")].monthly) == (697.88, 697.88, 697.88)
     assert report.unpriced == []
+    # KEDA's max 40 replicas against the pools' limits: 5 + 20 + 8 one-GPU nodes
+    assert report.notices == [
+        "serving: KEDA's max 40 replicas × 1 GPU exceed what the GPU NodePools' limits hold "
+        "(33 pods on their cheapest types): 7 would stay Pending"]
 
 
 def test_prod_totals_by_hand(graphs) -> None:

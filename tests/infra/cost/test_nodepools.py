@@ -105,6 +105,14 @@ def test_nodepools_by_hand(catalogue) -> None:
         in spot.note
     # 100 GB gp3 per node at 0.08
     assert money(got[("gpu-spot", "storage-gp3")].monthly) == (0.00, 8.00, 32.00)
+    # KEDA may ask for 10 replicas; the limits hold 4 + 4 nodes of one GPU
+    assert report.notices == [
+        "serving: KEDA's max 10 replicas × 1 GPU exceed what the GPU NodePools' limits hold "
+        "(8 pods on their cheapest types): 2 would stay Pending"]
+    assert report.notices[0] in report.warnings()
+    roomy = estimate(graph_of(POOLS, reservations={"resv": 2}, max_replicas=8),
+                     catalogue=catalogue)
+    assert roomy.notices == []
     assert money(got[("gpu-resv", "storage-gp3")].monthly) == (8.00, 32.00, 32.00)
 
 
