@@ -74,15 +74,32 @@ def create_app(preview_footers: Sequence[PreviewFooter] = ()) -> typer.Typer:
             help="JSON from `aiinfra bench --output`: cost per 1M inferences")] = None,
         throughput_per_node: Annotated[list[str] | None, typer.Option(
             help="Inferences/s one GPU node serves: N, or POOL=N (repeat)")] = None,
+        warn_above: Annotated[str | None, typer.Option(
+            help="With --diff: exit 3 when the expected monthly increase is above +$N or +N% "
+                 "(default: the stack's costThresholds.warnAbove)")] = None,
+        fail_above: Annotated[str | None, typer.Option(
+            help="With --diff: exit 1 when the increase is above +$N or +N% "
+                 "(default: costThresholds.failAbove)")] = None,
+        per_1m: Annotated[bool, typer.Option(
+            "--per-1m", help="Cost per 1M inferences, the preview's estimate per model")] = False,
+        from_prometheus: Annotated[str | None, typer.Option(
+            help="With --per-1m: Prometheus URL whose recorded cost per 1M inferences to "
+                 "compare with the estimate")] = None,
         project_dir: Annotated[Path | None, typer.Option(
             help="Folder holding Pulumi.yaml (default: here)")] = None,
     ) -> None:
-        """Monthly cost of a stack (min / expected / max) from the price catalogue, offline."""
+        """Monthly cost of a stack (min / expected / max) from the price catalogue, offline.
+
+        Exit codes: 0 ok; 1 over budget, unpriced with --strict, or above --fail-above;
+        2 bad input; 3 above --warn-above (nothing failing).
+        """
         from infra.cost.cli import run_cost  # noqa: PLC0415
 
         raise typer.Exit(run_cost(stack, fmt=fmt, diff=diff, usage_path=usage, strict=strict,
                                   bench=bench, throughput=throughput_per_node,
-                                  project_dir=project_dir))
+                                  project_dir=project_dir, warn_above=warn_above,
+                                  fail_above=fail_above, per_1m=per_1m,
+                                  from_prometheus=from_prometheus))
 
     prices_app = typer.Typer(no_args_is_help=True, help="The price catalogue behind `cost`.")
     app.add_typer(prices_app, name="prices")

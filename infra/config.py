@@ -224,6 +224,23 @@ class Serving(_Model):
         return self
 
 
+class CostThresholds(_Model):
+    """``aiinfra cost STACK --diff REF`` thresholds on the expected monthly increase, as
+    ``+$500`` (dollars a month) or ``+10%`` (of the baseline); the flags override them."""
+
+    warn_above: str | None = None
+    fail_above: str | None = None
+
+    @field_validator("warn_above", "fail_above")
+    @classmethod
+    def _threshold(cls, value: str | None) -> str | None:
+        from infra.cost.thresholds import Threshold  # noqa: PLC0415 - the cost engine's parser
+
+        if value is not None:
+            Threshold.parse(value)
+        return value
+
+
 class StackConfig(_Model):
     environment: Literal["dev", "staging", "prod"]
     region: str = "us-east-1"
@@ -252,6 +269,7 @@ class StackConfig(_Model):
     serving: Serving = Serving()
     tags: dict[str, str] = Field(default_factory=dict)
     budget_monthly_usd: float | None = Field(None, gt=0)
+    cost_thresholds: CostThresholds = CostThresholds()
 
     @field_validator("vpc_cidr")
     @classmethod

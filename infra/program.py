@@ -15,6 +15,8 @@ from infra.components.network import Network, NetworkArgs
 from infra.components.nodepools import NodePools, NodePoolsArgs
 from infra.components.serving import ServingArgs, ServingWorkload
 from infra.config import StackConfig
+from infra.cost.catalogue import load_catalogue
+from infra.cost.runtime import cost_dashboard, prometheus_rule_spec
 from infra.zones import choose_zones
 
 
@@ -61,7 +63,10 @@ def build(config: StackConfig) -> None:
     redis = Redis(data_args)
     monitoring = Monitoring(MonitoringArgs(
         name=f"{prefix}-monitoring", config=config.monitoring, provider=cluster.provider,
-        depends_on=[nodes.system, gp3]))
+        depends_on=[nodes.system, gp3],
+        # cost per inference at run time: the catalogue's node prices, written in at deploy
+        cost_rules=prometheus_rule_spec(config, load_catalogue(config.region)),
+        cost_dashboard=cost_dashboard()))
     # dcgm-exporter renders a ServiceMonitor: its CRD comes with kube-prometheus-stack.
     GpuPlumbing(f"{prefix}-gpu", cluster.provider, depends_on=[nodes.system, monitoring.stack])
     serving = ServingWorkload(ServingArgs(

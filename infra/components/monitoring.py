@@ -4,7 +4,7 @@ rules, dashboard."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -12,6 +12,7 @@ import pulumi_random as random
 
 from infra.components.base import k8s_child
 from infra.config import Monitoring as MonitoringConfig
+from infra.cost.runtime import NODE_LABELS_ALLOWLIST
 
 KUBE_PROMETHEUS_STACK_CHART = "75.15.1"
 KEDA_CHART = "2.20.2"
@@ -93,6 +94,9 @@ class MonitoringArgs:
     config: MonitoringConfig
     provider: pulumi.ProviderResource
     depends_on: list[pulumi.Resource]
+    # PrometheusRule spec and Grafana dashboard of the measured cost (infra.cost.runtime)
+    cost_rules: dict | None = None
+    cost_dashboard: dict | None = field(default=None)
 
 
 class Monitoring(pulumi.ComponentResource):
@@ -140,6 +144,8 @@ class Monitoring(pulumi.ComponentResource):
                             "sidecar": {"dashboards": {"enabled": True,
                                                        "label": "grafana_dashboard"}}},
                 "alertmanager": alertmanager,
+                # the node labels the cost rules join on (kube_node_labels)
+                "kube-state-metrics": {"metricLabelsAllowlist": [NODE_LABELS_ALLOWLIST]},
             },
             opts=k8s_child(self, provider, depends_on=[namespace, *args.depends_on,
                                                        *receiver_secret]))
@@ -172,6 +178,20 @@ class Monitoring(pulumi.ComponentResource):
                       "labels": {"grafana_dashboard": "1"}},
             data={"aiinfra-serving.json": json.dumps(dashboard())},
             opts=k8s_child(self, provider, depends_on=[namespace]))
+        if args.cost_rules is not None:
+            k8s.apiextensions.CustomResource(
+                f"{args.name}-cost-rules", api_version="monitoring.coreos.com/v1",
+                kind="PrometheusRule",
+                metadata={"name": "aiinfra-cost", "namespace": NAMESPACE,
+                          "labels": {"release": "kube-prometheus-stack"}},
+                spec=args.cost_rules, opts=k8s_child(self, provider, depends_on=[self.stack]))
+        if args.cost_dashboard is not None:
+            k8s.core.v1.ConfigMap(
+                f"{args.name}-cost-dashboard",
+                metadata={"name": "aiinfra-cost-dashboard", "namespace": NAMESPACE,
+                          "labels": {"grafana_dashboard": "1"}},
+                data={"aiinfra-cost.json": json.dumps(args.cost_dashboard)},
+                opts=k8s_child(self, provider, depends_on=[namespace]))
         self.register_outputs({})
 
     def _alertmanager(self, config, provider, namespace) -> tuple[dict, list]:

@@ -3,7 +3,9 @@
 ``projected_monthly_cost(graph)`` is the expected monthly USD of a rendered stack;
 ``check_budget(graph)`` compares it with the stack's ``budgetMonthlyUsd``. Both are pure
 functions of the graph (plus the packaged catalogue and an optional usage file) and are what
-``aiinfra cost`` and the policy pack use.
+``aiinfra cost`` and the policy pack use. ``assess(before, after, warn=, fail=)`` judges a
+change against thresholds (``infra.cost.thresholds``): ``aiinfra cost --diff``'s verdict, and
+the budget's.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from typing import TYPE_CHECKING
 from infra.cost.catalogue import Catalogue, CatalogueError, load_catalogue
 from infra.cost.estimator import estimate
 from infra.cost.model import LineItem, PoolCost, Range, Report
+from infra.cost.thresholds import Threshold, Verdict, assess
 from infra.cost.usage import Usage, load_usage
 
 if TYPE_CHECKING:
@@ -38,7 +41,9 @@ class BudgetResult:
 
     @property
     def over(self) -> bool:
-        return self.budget_usd is not None and self.expected_usd > self.budget_usd
+        """A budget is a fail threshold on the increase over nothing (``assess``)."""
+        return self.budget_usd is not None and assess(
+            0.0, self.expected_usd, fail=Threshold.dollars(self.budget_usd)).level == "over"
 
     @property
     def message(self) -> str:
@@ -61,5 +66,5 @@ def check_budget(graph: Graph, usage: Usage | None = None,
 
 
 __all__ = ["BudgetResult", "Catalogue", "CatalogueError", "LineItem", "PoolCost", "Range",
-           "Report", "Usage", "check_budget", "estimate", "load_catalogue", "load_usage",
-           "projected_monthly_cost"]
+           "Report", "Threshold", "Usage", "Verdict", "assess", "check_budget", "estimate",
+           "load_catalogue", "load_usage", "projected_monthly_cost"]

@@ -4,6 +4,15 @@
 its unit, the date it was taken and a source (a key of the file's ``sources`` table, which
 holds a repository path at a commit or a URL). A key that is absent means "unknown": the
 estimator reports such a resource as unpriced and never prices it at $0.
+
+Two more tables, dated and sourced like the prices:
+
+- ``gaps``: keys that are deliberately absent, with the reason: ``not-offered`` (AWS sells no
+  such term, e.g. a 1-year standard RI for p5.48xlarge) or ``no-current-price`` (only a price
+  from before a price change exists). The estimator puts the reason on the unpriced line.
+- ``spot_advisor``: per instance type, AWS Spot Instance Advisor's interruption-frequency band
+  and average saving, from which the estimator assumes the share of spot hours that falls back
+  to on-demand (``infra.cost.spot``).
 """
 
 from __future__ import annotations
@@ -27,6 +36,12 @@ class Source(BaseModel):
     description: str = Field(min_length=10)
 
 
+def _iso_date(value: object) -> object:
+    if isinstance(value, str) and len(value) != 10:
+        raise ValueError(f"date {value!r} must be YYYY-MM-DD")
+    return value
+
+
 class Price(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -39,9 +54,46 @@ class Price(BaseModel):
     @field_validator("date", mode="before")
     @classmethod
     def _iso(cls, value: object) -> object:
-        if isinstance(value, str) and len(value) != 10:
-            raise ValueError(f"date {value!r} must be YYYY-MM-DD")
-        return value
+        return _iso_date(value)
+
+
+class Gap(BaseModel):
+    """A key left out on purpose: why there is no price for it."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    status: Literal["not-offered", "no-current-price"]
+    reason: str = Field(min_length=20)
+    date: dt.date
+    source: str
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _iso(cls, value: object) -> object:
+        return _iso_date(value)
+
+    @property
+    def label(self) -> str:
+        return "not offered" if self.status == "not-offered" else "no current price"
+
+
+SpotBand = Literal["<5%", "5-10%", "10-15%", "15-20%", ">20%"]
+
+
+class SpotAdvice(BaseModel):
+    """AWS Spot Instance Advisor's figures for one instance type (not a price)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    band: SpotBand
+    savings_percent: int = Field(ge=0, le=100)
+    date: dt.date
+    source: str
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _iso(cls, value: object) -> object:
+        return _iso_date(value)
 
 
 class Catalogue(BaseModel):
@@ -52,17 +104,36 @@ class Catalogue(BaseModel):
     hours_per_month: float = Field(730, gt=0)
     sources: dict[str, Source]
     prices: dict[str, Price]
+    gaps: dict[str, Gap] = Field(default_factory=dict)
+    spot_advisor: dict[str, SpotAdvice] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _sourced(self) -> Catalogue:
-        missing = sorted(f"{key} → {price.source}" for key, price in self.prices.items()
-                         if price.source not in self.sources)
+        entries = [*self.prices.items(), *self.gaps.items(),
+                   *((f"spot_advisor/{k}", v) for k, v in self.spot_advisor.items())]
+        missing = sorted(f"{key} → {entry.source}" for key, entry in entries
+                         if entry.source not in self.sources)
         if missing:
             raise ValueError("prices name unknown sources: " + ", ".join(missing))
         bad_keys = sorted(k for k in self.prices if k.count("/") < 2)
         if bad_keys:
             raise ValueError("price keys must be <service>/<kind>/<item>: " + ", ".join(bad_keys))
+        both = sorted(set(self.prices) & set(self.gaps))
+        if both:
+            raise ValueError("keys both priced and listed as gaps: " + ", ".join(both))
         return self
+
+    def why_missing(self, key: str) -> str:
+        """The note of an unpriced line for ``key``: the gap's reason, or that none is known."""
+        gap = self.gaps.get(key)
+        if gap is None:
+            return f"no price in the catalogue for {key}"
+        return f"{gap.label}: {key}: {gap.reason}"
+
+    @property
+    def as_of(self) -> dt.date:
+        """The catalogue's date: its newest price."""
+        return max(price.date for price in self.prices.values())
 
     def get(self, key: str) -> Price | None:
         return self.prices.get(key)
@@ -124,10 +195,13 @@ def write_catalogue(catalogue: Catalogue, path: Path, header: str = "") -> None:
     lines = [header.rstrip() + "\n" if header else "",
              yaml.safe_dump({k: data[k] for k in ("region", "currency", "hours_per_month")},
                             sort_keys=False),
-             "\n", yaml.safe_dump({"sources": data["sources"]}, sort_keys=False, width=100),
-             "\nprices:\n"]
-    for key in sorted(data["prices"]):
-        entry = yaml.safe_dump(data["prices"][key], default_flow_style=True,
-                               sort_keys=False, width=1000).strip()
-        lines.append(f"  {key}: {entry}\n")
+             "\n", yaml.safe_dump({"sources": data["sources"]}, sort_keys=False, width=100)]
+    for table in ("prices", "gaps", "spot_advisor"):
+        if not data.get(table):
+            continue
+        lines.append(f"\n{table}:\n")
+        for key in sorted(data[table]):
+            entry = yaml.safe_dump(data[table][key], default_flow_style=True,
+                                   sort_keys=False, width=1000).strip()
+            lines.append(f"  {key}: {entry}\n")
     path.write_text("".join(lines))

@@ -1,7 +1,12 @@
 """The work behind ``aiinfra cost``, ``aiinfra prices refresh`` and preview's cost line.
 
 ``infra/cli.py`` declares the options and calls these; each returns the exit code:
-0 fine, 1 over budget or (``--strict``) unpriced resources, 2 bad input.
+
+- 0: fine (and, with ``--diff``, the change is within its thresholds);
+- 1: over budget, ``--strict`` with unpriced resources, or (``--diff``) the increase is above
+  the fail threshold;
+- 2: bad input;
+- 3: (``--diff``) the increase is above the warn threshold, and nothing above fails.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ def _error(message: str) -> int:
 
 def run_cost(stack: str, *, fmt: str = "table", diff: str | None = None,
              usage_path: Path | None = None, strict: bool = False, bench: Path | None = None,
-             throughput: list[str] | None = None, project_dir: Path | None = None) -> int:
+             throughput: list[str] | None = None, project_dir: Path | None = None,
+             warn_above: str | None = None, fail_above: str | None = None,
+             per_1m: bool = False, from_prometheus: str | None = None) -> int:
     from infra.config import ConfigError  # noqa: PLC0415
     from infra.cost import check_budget  # noqa: PLC0415
     from infra.cost.catalogue import CatalogueError  # noqa: PLC0415
@@ -39,6 +46,7 @@ def run_cost(stack: str, *, fmt: str = "table", diff: str | None = None,
         unit_costs,
     )
     from infra.cost.report import as_json, as_markdown, print_table  # noqa: PLC0415
+    from infra.cost.thresholds import Threshold, ThresholdError, assess  # noqa: PLC0415
     from infra.cost.usage import UsageError, load_usage  # noqa: PLC0415
     from infra.render import render  # noqa: PLC0415
 
@@ -46,6 +54,23 @@ def run_cost(stack: str, *, fmt: str = "table", diff: str | None = None,
         return _error(f"--format must be one of {', '.join(FORMATS)}")
     if diff is not None and (bench is not None or throughput):
         return _error("--diff compares monthly costs; run cost per 1M inferences without it")
+    if diff is None and (warn_above or fail_above):
+        return _error("--warn-above and --fail-above judge a change: give --diff REF")
+    if per_1m and diff is not None:
+        return _error("--per-1m prices inferences, --diff a change: run them apart")
+    if from_prometheus is not None and not per_1m:
+        return _error("--from-prometheus compares cost per 1M inferences: add --per-1m")
+    try:
+        warn = Threshold.parse(warn_above) if warn_above else None
+        fail = Threshold.parse(fail_above) if fail_above else None
+    except ThresholdError as exc:
+        return _error(str(exc))
+    if per_1m:
+        from infra.cost.runtime_cli import run_per_million  # noqa: PLC0415
+
+        return run_per_million(stack, fmt=fmt, usage_path=usage_path, bench=bench,
+                               throughput=throughput, prometheus_url=from_prometheus,
+                               project_dir=project_dir)
     try:
         graph = render(stack, project_dir)
         usage = load_usage(stack, usage_path)
@@ -61,8 +86,14 @@ def run_cost(stack: str, *, fmt: str = "table", diff: str | None = None,
             base_graph, base_label = baseline_graph(diff, stack, project_dir, render)
             base_usage = usage if base_graph.stack == stack else load_usage(base_graph.stack)
             base = estimate(base_graph, usage=base_usage)
+            configured = graph.config.cost_thresholds
+            warn = warn or (Threshold.parse(configured.warn_above)
+                            if configured.warn_above else None)
+            fail = fail or (Threshold.parse(configured.fail_above)
+                            if configured.fail_above else None)
+            verdict = assess(base.total.expected, report.total.expected, warn=warn, fail=fail)
             comparison = diff_reports(base, report, base_label=base_label,
-                                      new_label=f"stack {stack}")
+                                      new_label=f"stack {stack}", verdict=verdict)
     except (ConfigError, FileNotFoundError, CatalogueError, UsageError, DiffError,
             ThroughputError) as exc:
         return _error(str(exc))
@@ -80,6 +111,10 @@ def run_cost(stack: str, *, fmt: str = "table", diff: str | None = None,
     else:
         print_table(report, unit_costs=per_million)
     code = 0
+    if diff is not None and verdict.level != "ok":
+        print(f"{'error' if verdict.level == 'over' else 'warning'}: cost change "
+              f"{verdict.change()}, {verdict.reason()}", file=sys.stderr)
+        code = verdict.exit_code
     budget = check_budget(graph, usage=usage)
     if budget.over:
         print(f"error: {budget.message}", file=sys.stderr)

@@ -1,20 +1,19 @@
 """Pricing of compute: the EKS control plane, node groups, Karpenter NodePools, capacity
 reservations, and EC2 instances and EBS volumes outside them.
 
-How many nodes a GPU NodePool runs (Karpenter keeps none of its own):
-
-- max: the pool's ``maxNodes``, which its ``limits`` allow;
-- min and expected: the serving replicas (``serving.minReplicas``; the usage file's
-  ``expected_replicas`` for the serving Deployment, else the minimum) times the GPUs a pod
-  asks for, placed as Karpenter's weights do: reserved pools first, then spot, then
-  on-demand, each up to its ``maxNodes``, on its smallest allowed node.
+How many nodes a GPU NodePool runs: ``infra.cost.karpenter`` (max from its limits, min and
+expected from the serving workload, placed by weight on the cheapest allowed type).
 
 How node groups and NodePools are priced:
 
-- on-demand: EKS launches on-demand capacity in the listed order (prioritized), so every
-  column uses the first instance type;
-- spot: capacity-optimized allocation spreads over the listed types, so *expected* uses the
-  mean of their spot prices, *min* the cheapest and *max* the dearest;
+- NodePools: min and expected on the pool's cheapest allowed type at its capacity's price,
+  max on the dearest type its limits allow (node count × price);
+- on-demand node groups: EKS launches on-demand capacity in the listed order (prioritized),
+  so every column uses the first instance type;
+- spot node groups: capacity-optimized allocation spreads over the listed types, so
+  *expected* uses the mean of their prices, *min* the cheapest and *max* the dearest;
+- spot, both: *expected* and *max* include the assumed share of hours that falls back to
+  on-demand (``infra.cost.spot``); *min* is all spot;
 - reserved: the pool's reserved term (``reservedTerm`` in the stack config) at the
   no-upfront effective hourly rate. A capacity reservation for the pool is billed in full
   (its instance count, all month) at that rate; the node group then adds only the nodes
@@ -24,13 +23,14 @@ How node groups and NodePools are priced:
 
 from __future__ import annotations
 
-import math
-
 from infra.catalog import catalog as instance_catalog
 from infra.catalog import eks_versions
 from infra.config import StackConfig
+from infra.cost import karpenter
 from infra.cost.model import PoolCost, Range
 from infra.cost.pricer import PricerBase
+from infra.cost.spot import USAGE_KEY, spot_price
+from infra.cost.spot import price_keys as spot_keys
 from infra.render import Resource
 
 # Karpenter's NodePool weights, by capacity: the order pools fill in.
@@ -38,18 +38,12 @@ FILL_ORDER = ("reserved", "spot", "on-demand")
 
 
 def place_replicas(config: StackConfig, replicas: int) -> dict[str, int]:
-    """Nodes per GPU pool for ``replicas`` serving pods, filled as Karpenter's weights do."""
+    """Nodes per GPU pool of the stack config for ``replicas`` serving pods, filled as
+    Karpenter's weights do (each pool on its smallest node, up to ``maxNodes``)."""
     per_pod = config.serving.gpus_per_pod
-    placed: dict[str, int] = {}
-    left = replicas
-    for capacity in FILL_ORDER:
-        for pool in (p for p in config.gpu_pools if p.capacity == capacity):
-            pods_per_node = pool.gpus_per_node // per_pod if per_pod else 0
-            nodes = min(pool.max_nodes, math.ceil(left / pods_per_node)) if (
-                pods_per_node and left > 0) else 0
-            placed[pool.name] = nodes
-            left -= nodes * pods_per_node
-    return placed
+    order = [p for capacity in FILL_ORDER for p in config.gpu_pools if p.capacity == capacity]
+    return karpenter.fill(replicas, [(p.name, p.gpus_per_node // per_pod, p.max_nodes)
+                                     for p in order])
 
 
 class ComputePricer(PricerBase):
@@ -62,7 +56,7 @@ class ComputePricer(PricerBase):
         version = str(r.inputs.get("version", ""))
         support = (r.inputs.get("upgradePolicy") or {}).get("supportType") or "EXTENDED"
         window = eks_versions().versions.get(version)
-        on = max(price.date for price in self.cat.prices.values())
+        on = self.cat.as_of
         if window is not None and window.end_of_standard < on and support != "STANDARD":
             self.add(r, "hours", f"EKS control plane, extended support ({version} left "
                      f"standard support {window.end_of_standard})", "hour",
@@ -78,15 +72,19 @@ class ComputePricer(PricerBase):
             return tag
         return "spot" if r.inputs.get("capacityType") == "SPOT" else "on-demand"
 
-    def _node_price(self, types: list[str], capacity: str,
-                    term: str | None) -> tuple[Range | None, list[str], str]:
+    def _node_price(self, types: list[str], capacity: str, term: str | None,
+                    resource: Resource | None = None) -> tuple[Range | None, list[str], str]:
         if capacity == "spot":
-            keys = [f"ec2/spot/{t}" for t in types]
-            prices = [self.cat.usd(k) for k in keys]
+            keys = [k for t in types for k in spot_keys(t)]
+            override = self.usage_value(resource, USAGE_KEY) if resource is not None else None
+            prices = [spot_price(self.cat, t, override) for t in types]
             if any(p is None for p in prices):
                 return None, keys, ""
-            return (Range(min(prices), sum(prices) / len(prices), max(prices)), keys,
-                    f"mean of {len(types)} types" if len(types) > 1 else "")
+            blended = [p.hourly for p in prices]
+            how = (f"mean of {len(types)} types, " if len(types) > 1 else "") + \
+                "; ".join(p.describe() for p in prices)
+            return (Range(min(p.spot for p in prices), sum(blended) / len(blended),
+                          max(blended)), keys, how)
         if capacity == "reserved":
             if term is None:
                 return None, [], "reserved pool without reservedTerm"
@@ -107,47 +105,12 @@ class ComputePricer(PricerBase):
         self._nodes(r, pool, types, self._capacity(r), nodes)
         self._root_volumes(r, nodes)
 
-    def node_pool(self, r: Resource) -> None:
-        spec = r.inputs.get("spec") or {}
-        template = spec.get("template") or {}
-        pool = ((template.get("metadata") or {}).get("labels") or {}).get("aiinfra.io/pool")
-        pool_config = self.pool_configs.get(pool)
-        if pool_config is None:
-            self.unpriced(r, "instances", "a NodePool of no GPU pool in the stack config",
-                          item="instances")
-            return
-        config = self.graph.config
-        expected = self.usage.value("kubernetes:apps/v1:Deployment",
-                                    f"{self.prefix}serving-deployment",
-                                    "expected_replicas") if self.usage else None
-        expected = int(expected) if expected is not None else config.serving.min_replicas
-        low = place_replicas(config, config.serving.min_replicas)[pool]
-        mid = place_replicas(config, expected)[pool]
-        nodes = Range(float(low), float(mid), float(pool_config.max_nodes))
-        derived = (f"nodes: {config.serving.min_replicas} / {expected} replicas × "
-                   f"{config.serving.gpus_per_pod} GPU placed reserved → spot → on-demand; "
-                   f"max {pool_config.max_nodes} (limits)")
-        self._nodes(r, pool, list(pool_config.instance_types), pool_config.capacity, nodes,
-                    derived=derived)
-        node_class = next((c for c in self.graph.of_type(
-            "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass")
-            if (c.inputs.get("metadata") or {}).get("name") == (
-                template.get("spec") or {}).get("nodeClassRef", {}).get("name")), None)
-        for mapping in ((node_class.inputs.get("spec") or {}).get("blockDeviceMappings") or []
-                        if node_class else []):
-            ebs = mapping.get("ebs") or {}
-            size = float(str(ebs.get("volumeSize", "0")).removesuffix("Gi"))
-            volume_type = ebs.get("volumeType", "gp3")
-            self.add(r, f"storage-{volume_type}",
-                     f"root volume {size:g} GB {volume_type} per node", "gb-month",
-                     nodes.map(lambda n, s=size: n * s), [f"ebs/storage/{volume_type}"])
-
     def _nodes(self, r: Resource, pool: str | None, types: list[str], capacity: str,
                nodes: Range, derived: str = "") -> None:
         """The instance line of a node group or NodePool, and its GPU pool figures."""
         pool_config = self.pool_configs.get(pool) if pool else None
         term = pool_config.reserved_term if pool_config else None
-        node_hourly, keys, how = self._node_price(types, capacity, term)
+        node_hourly, keys, how = self._node_price(types, capacity, term, r)
         covered = 0.0
         reservations = self.reservations.get(pool, []) if pool else []
         if capacity == "reserved":
@@ -158,24 +121,28 @@ class ComputePricer(PricerBase):
             od_key = f"ec2/on-demand/{types[0]}"
             od = self.cat.usd(od_key)
             names = ", ".join(o.name for o in reservations)
-            self.add(r, "instances", f"{label} on-demand, beyond the reservation",
-                     "hour", extra.map(lambda n: n * self.hours), [od_key],
-                     Range.of(od) if od is not None else None,
-                     note="; ".join(filter(None, [
-                         f"{covered:g} node(s) billed with capacity reservation {names}",
-                         derived])))
+            line = self.add(r, "instances", f"{label} on-demand, beyond the reservation",
+                            "hour", extra.map(lambda n: n * self.hours), [od_key],
+                            Range.of(od) if od is not None else None,
+                            note="; ".join(filter(None, [
+                                f"{covered:g} node(s) billed with capacity reservation {names}",
+                                derived])))
         else:
             detail = f"{label} {capacity}{' (' + how + ')' if how else ''}"
-            self.add(r, "instances", detail, "hour", nodes.map(lambda n: n * self.hours),
-                     keys, node_hourly,
-                     note="; ".join(filter(None, [
-                         "" if node_hourly is not None or keys else how, derived])))
+            line = self.add(r, "instances", detail, "hour", nodes.map(lambda n: n * self.hours),
+                            keys, node_hourly,
+                            note="; ".join(filter(None, [
+                                "" if node_hourly is not None or keys else how, derived])))
         is_gpu = any(instance_catalog().ec2[t].gpus for t in types
                      if t in instance_catalog().ec2)
         if is_gpu and pool and pool != "system":
             gpus = min((instance_catalog().ec2[t].gpus for t in types
                         if t in instance_catalog().ec2), default=0)
-            self.pools.append(PoolCost(pool, capacity, types, nodes, node_hourly, gpus))
+            od = self.cat.usd(f"ec2/on-demand/{types[0]}")
+            self.pools.append(PoolCost(
+                pool, capacity, types, nodes, node_hourly, gpus,
+                monthly=self.pool_monthly(line, pool),
+                on_demand_monthly=nodes * (od * self.hours) if od is not None else None))
 
     def _root_volumes(self, r: Resource, nodes: Range) -> None:
         template = self.templates.get(r.name)
@@ -199,15 +166,10 @@ class ComputePricer(PricerBase):
     def capacity_reservation(self, r: Resource) -> None:
         count = float(r.inputs.get("instanceCount", 0))
         instance_type = r.inputs.get("instanceType", "")
-        pool = (r.inputs.get("tags") or {}).get("aiinfra.io/pool")
-        pool_config = self.pool_configs.get(pool) if pool else None
-        if pool_config is not None and pool_config.capacity == "reserved":
-            term = pool_config.reserved_term
-            key = f"ec2/reserved-{term}/{instance_type}"
-            how = f"reserved {term} no upfront"
-        else:  # a reservation without reserved instances is billed at the on-demand rate
-            key = f"ec2/on-demand/{instance_type}"
-            how = "on-demand rate"
+        key = self.reservation_key(r)
+        # a reservation without reserved instances is billed at the on-demand rate
+        how = (f"reserved {key.split('/')[1].removeprefix('reserved-')} no upfront"
+               if "/reserved-" in key else "on-demand rate")
         self.add(r, "instances", f"{count:g} × {instance_type} all month, {how}",
                  "hour", self.monthly_hours(count), [key])
 

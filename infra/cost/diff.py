@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from infra.cost.model import ZERO, LineItem, Range, Report
 from infra.cost.report import round_floats, short_name, usd
+from infra.cost.thresholds import Verdict, assess
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -90,6 +91,7 @@ class CostDiff:
     base: Report
     new: Report
     lines: list[DiffLine]
+    verdict: Verdict
 
     @property
     def changed(self) -> list[DiffLine]:
@@ -101,6 +103,7 @@ class CostDiff:
 
     def as_dict(self) -> dict:
         return {"base": self.base_label, "new": self.new_label,
+                "verdict": self.verdict.as_dict(),
                 "total_before": self.base.total.as_dict(),
                 "total_after": self.new.total.as_dict(),
                 "total_delta": self.total_delta.as_dict(),
@@ -116,8 +119,9 @@ def _key(report: Report, line: LineItem) -> tuple[str, str, str]:
     return (line.type, name.removeprefix(report.name_prefix), line.item)
 
 
-def diff_reports(base: Report, new: Report, *, base_label: str,
-                 new_label: str) -> CostDiff:
+def diff_reports(base: Report, new: Report, *, base_label: str, new_label: str,
+                 verdict: Verdict | None = None) -> CostDiff:
+    """Match the lines of two reports; ``verdict`` judges the change (none: no thresholds)."""
     base_lines = {_key(base, li): li for li in base.lines}
     new_lines = {_key(new, li): li for li in new.lines}
     keys = list(new_lines) + [k for k in base_lines if k not in new_lines]
@@ -133,7 +137,8 @@ def diff_reports(base: Report, new: Report, *, base_label: str,
                               shown.description if now is None or old is None or
                               old.description == now.description
                               else f"{old.description} → {now.description}", old, now))
-    return CostDiff(base_label, new_label, base, new, lines)
+    return CostDiff(base_label, new_label, base, new, lines,
+                    verdict or assess(base.total.expected, new.total.expected))
 
 
 def baseline_graph(other: str, stack: str, root: Path | None,
@@ -198,6 +203,7 @@ def print_diff(diff: CostDiff, console: Console | None = None) -> None:
                       highlight=False)
     for warning in diff.new.warnings():
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    console.print(f"verdict {diff.verdict.headline()}", highlight=False)
 
 
 def _cell(line: LineItem | None, value: float) -> str:
@@ -221,10 +227,12 @@ def _percent(delta: float, before: float) -> str:
 
 
 def diff_markdown(diff: CostDiff) -> str:
-    """A pull-request comment: changed lines and the three totals."""
+    """A pull-request comment, as is: a one-line verdict, the total change, then the lines
+    that changed and the three totals."""
     before, after, delta = diff.base.total, diff.new.total, diff.total_delta
     sign = "+" if delta.expected >= 0 else "-"
-    out = [f"### aiinfra cost: `{diff.new_label}` vs `{diff.base_label}`", "",
+    out = [f"**aiinfra cost {diff.verdict.headline()}** · `{diff.new_label}` vs "
+           f"`{diff.base_label}`", "",
            f"Monthly cost will change by **{sign}{usd(abs(delta.expected))}**"
            f"{_percent(delta.expected, before.expected)}: {usd(before.expected)} → "
            f"{usd(after.expected)} expected (USD per month, {diff.new.hours_per_month:g} h).",
@@ -249,8 +257,8 @@ def diff_markdown(diff: CostDiff) -> str:
         state = "**over budget**" if diff.new.over_budget else "within budget"
         out += ["", f"Budget {usd(diff.new.budget_usd)}/month: {state}."]
     out += ["", "<sub>Generated offline by `aiinfra cost --diff` from the repository's price "
-            f"catalogue ({diff.new.region}, prices as of {diff.new.catalogue_date} or earlier)."
-            "</sub>"]
+            f"catalogue ({diff.new.region}, prices as of {diff.new.catalogue_date} or earlier); "
+            f"exit code {diff.verdict.exit_code}.</sub>", "", "<!-- aiinfra-cost-comment -->"]
     return "\n".join(out) + "\n"
 
 

@@ -6,10 +6,10 @@ else is the same in all three. Monthly = hourly × the catalogue's hours per mon
 
 Each family of resources is priced in its own module: ``compute`` (the EKS control plane,
 node groups and how each capacity type is priced, capacity reservations, EC2 instances and
-EBS volumes), ``network``, ``services`` (data stores, keys, logs, registries, queues) and
-``kubernetes`` (AWS resources that Kubernetes objects create). This module walks the graph,
-hands each resource to the handler of its type and sorts the lines into a ``Report``
-(``infra.cost.model``).
+EBS volumes), ``nodepools`` (Karpenter GPU NodePools), ``network``, ``services`` (data
+stores, keys, logs, registries, queues) and ``kubernetes`` (AWS resources that Kubernetes
+objects create). This module walks the graph, hands each resource to the handler of its type
+and sorts the lines into a ``Report`` (``infra.cost.model``).
 
 A resource whose price is not in the catalogue is listed as **unpriced** (no amount; the
 totals exclude it and say so). A usage-based charge without a usage figure is listed with
@@ -26,6 +26,7 @@ from infra.cost.compute import ComputePricer
 from infra.cost.kubernetes import KubernetesPricer
 from infra.cost.model import LineItem, PoolCost, Range, Report
 from infra.cost.network import NetworkPricer
+from infra.cost.nodepools import NodePoolPricer
 from infra.cost.services import ServicePricer
 from infra.cost.usage import Usage
 from infra.render import Graph, Resource
@@ -68,7 +69,7 @@ FREE_PREFIXES = ("aws:iam/",)
 # Kubernetes objects priced in ``infra.cost.kubernetes`` (load balancers, EBS-backed volumes).
 
 
-class _Pricer(ComputePricer, NetworkPricer, ServicePricer, KubernetesPricer):
+class _Pricer(ComputePricer, NodePoolPricer, NetworkPricer, ServicePricer, KubernetesPricer):
     """Every family's pricer; ``price`` hands each resource to the handler of its type."""
 
     def price(self) -> None:
@@ -127,7 +128,7 @@ def estimate(graph: Graph, *, catalogue: Catalogue | None = None,
                   pricer.pools, budget_usd=graph.config.budget_monthly_usd,
                   usage_source=usage.source if usage else None,
                   catalogue_date=dates[-1] if dates else None,
-                  name_prefix=graph.config.name_prefix + "-")
+                  name_prefix=graph.config.name_prefix + "-", notices=pricer.notices)
 
 
 __all__ = ["FREE_TYPES", "LineItem", "PoolCost", "Range", "Report", "estimate"]

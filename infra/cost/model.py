@@ -8,7 +8,7 @@ per-component subtotals and the warnings.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 Status = Literal["priced", "unpriced", "usage"]
@@ -94,12 +94,29 @@ class PoolCost:
     nodes: Range
     node_hourly: Range | None
     gpus_per_node: int
+    # The pool's instance cost a month (its reservation included) and what the same nodes
+    # would cost all on-demand; None where unpriced.
+    monthly: Range | None = None
+    on_demand_monthly: Range | None = None
+
+    @property
+    def saving(self) -> Range | None:
+        """What the pool's capacity type saves against all on-demand (negative: it costs more,
+        e.g. a reservation paid for while idle)."""
+        if self.monthly is None or self.on_demand_monthly is None:
+            return None
+        return self.on_demand_monthly - self.monthly
 
     def as_dict(self) -> dict:
+        saving = self.saving
         return {"name": self.name, "capacity": self.capacity,
                 "instance_types": self.instance_types, "nodes": self.nodes.as_dict(),
                 "node_hourly": self.node_hourly.as_dict() if self.node_hourly else None,
-                "gpus_per_node": self.gpus_per_node}
+                "gpus_per_node": self.gpus_per_node,
+                "monthly": self.monthly.as_dict() if self.monthly else None,
+                "on_demand_monthly": (self.on_demand_monthly.as_dict()
+                                      if self.on_demand_monthly else None),
+                "saving_vs_on_demand": saving.as_dict() if saving else None}
 
 
 @dataclass
@@ -113,6 +130,8 @@ class Report:
     usage_source: str | None = None
     catalogue_date: str | None = None
     name_prefix: str = ""
+    # findings about the graph that are not a price (e.g. replicas no NodePool can hold)
+    notices: list[str] = field(default_factory=list)
 
     @property
     def priced(self) -> list[LineItem]:
@@ -153,7 +172,7 @@ class Report:
         out = [f"unpriced: {li.type} {li.name} ({li.description}): {li.note}"
                for li in self.unpriced]
         out += [f"usage not given: {li.name} {li.item} ({li.note})" for li in self.usage_missing]
-        return out
+        return out + self.notices
 
     def as_dict(self) -> dict:
         return {"stack": self.stack, "region": self.region,

@@ -25,6 +25,7 @@ class PricerBase:
         self.hours = catalogue.hours_per_month
         self.lines: list[LineItem] = []
         self.pools: list[PoolCost] = []
+        self.notices: list[str] = []
         self.by_name = {r.name: r for r in graph.resources}
         self.components = {r.name for r in graph.resources if r.type.startswith("aiinfra:")}
         self.templates = {r.name: r for r in graph.of_type("aws:ec2/launchTemplate:LaunchTemplate")}
@@ -64,7 +65,7 @@ class PricerBase:
             missing = [k for k in keys if self.cat.usd(k) is None]
             if missing or not keys:
                 status = "unpriced"
-                note = note or ("no price in the catalogue for " + ", ".join(missing)
+                note = note or ("; ".join(self.cat.why_missing(k) for k in missing)
                                 if missing else "no price model")
             else:
                 unit_price = Range.of(self.cat.usd(keys[0]))
@@ -94,6 +95,32 @@ class PricerBase:
         return self.add(resource, item, description, unit,
                         Range.of(value / per_unit) if value is not None else None,
                         [price_key], usage_key=usage_key)
+
+    def reservation_monthly(self, pool: str) -> Range | None:
+        """The capacity reservations of ``pool`` a month, at the rate they are billed at."""
+        total = Range.of(0.0)
+        for odcr in self.reservations.get(pool, []):
+            key = self.reservation_key(odcr)
+            usd = self.cat.usd(key)
+            if usd is None:
+                return None
+            total = total + Range.of(float(odcr.inputs.get("instanceCount", 0)) * usd * self.hours)
+        return total
+
+    def reservation_key(self, odcr: Resource) -> str:
+        """A reservation of a reserved pool is billed at its RI term, else at on-demand."""
+        instance_type = odcr.inputs.get("instanceType", "")
+        pool = self.pool_configs.get((odcr.inputs.get("tags") or {}).get("aiinfra.io/pool"))
+        if pool is not None and pool.capacity == "reserved":
+            return f"ec2/reserved-{pool.reserved_term}/{instance_type}"
+        return f"ec2/on-demand/{instance_type}"
+
+    def pool_monthly(self, line: LineItem, pool: str) -> Range | None:
+        """A GPU pool's instance line plus its reservations (None if either is unpriced)."""
+        reserved = self.reservation_monthly(pool)
+        if line.monthly is None or reserved is None:
+            return None
+        return line.monthly + reserved
 
     def monthly_hours(self, count: float = 1) -> Range:
         return Range.of(count * self.hours)

@@ -165,10 +165,13 @@ def refresh_catalogue(region: str, *, base: Catalogue, pricing: Any, ec2: Any,
     for key, usd in spot.items():
         prices[key] = Price(usd=usd, unit="hour", date=today, source=SPOT_SOURCE,
                             note=f"{spot_days}-day mean")
-    used = {p.source for p in prices.values()}
+    # gaps the fetch filled are gaps no more; the Spot Advisor figures are carried over
+    gaps = {k: v for k, v in base.gaps.items() if k not in prices}
+    used = {e.source for e in (*prices.values(), *gaps.values(), *base.spot_advisor.values())}
     return Catalogue(region=region, currency=base.currency,
                      hours_per_month=base.hours_per_month,
-                     sources={k: v for k, v in sources.items() if k in used}, prices=prices)
+                     sources={k: v for k, v in sources.items() if k in used}, prices=prices,
+                     gaps=gaps, spot_advisor=base.spot_advisor)
 
 
 def clients(region: str) -> tuple[Any, Any]:  # pragma: no cover - needs AWS credentials

@@ -117,13 +117,55 @@ def print_table(report: Report, console: Console | None = None,
     console.print(table)
     for warning in report.warnings():
         console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
+    for name, note in node_notes(report):
+        console.print(f"[dim]{name}:[/dim] {note}", highlight=False)
     if report.budget_usd is not None:
         ratio = total.expected / report.budget_usd
         state = ("[red]OVER BUDGET[/red]" if report.over_budget else "[green]within budget[/green]")
         console.print(f"budget {usd(report.budget_usd)}/month: expected {usd(total.expected)} "
                       f"({ratio:.0%}) {state}", highlight=False)
+    print_savings(report, console)
     if unit_costs is not None:
         print_unit_costs(unit_costs, console)
+
+
+def node_notes(report: Report) -> list[tuple[str, str]]:
+    """How each GPU NodePool's node count and price were derived (the lines' notes)."""
+    return [(short_name(report, li.name), li.note) for li in report.lines
+            if li.type == "kubernetes:karpenter.sh/v1:NodePool" and li.item == "instances"
+            and li.note]
+
+
+def savings_rows(report: Report) -> list[tuple[str, str, str, str, str]]:
+    """Per GPU pool (expected): its cost, the same nodes all on-demand, and the saving."""
+    rows = []
+    for pool in report.pools:
+        saving = pool.saving
+        if saving is None:
+            rows.append((pool.name, pool.capacity, "unpriced", "-", "-"))
+            continue
+        share = (f" ({saving.expected / pool.on_demand_monthly.expected:.0%})"
+                 if pool.on_demand_monthly.expected else "")
+        rows.append((pool.name, pool.capacity, usd(pool.monthly.expected),
+                     usd(pool.on_demand_monthly.expected),
+                     usd(saving.expected, signed=True) + share))
+    return rows
+
+
+def print_savings(report: Report, console: Console) -> None:
+    from rich import box  # noqa: PLC0415
+    from rich.table import Table  # noqa: PLC0415
+
+    rows = savings_rows(report)
+    if not rows:
+        return
+    table = Table(title="GPU pools against all on-demand (expected, USD per month)",
+                  box=box.SIMPLE_HEAD)
+    for column in ("pool", "capacity", "cost", "all on-demand", "saving"):
+        table.add_column(column, justify="left" if column in ("pool", "capacity") else "right")
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 def print_unit_costs(unit_costs: UnitCosts, console: Console) -> None:
@@ -187,6 +229,16 @@ def as_markdown(report: Report, unit_costs: UnitCosts | None = None) -> str:
     out.append(f"| **Total** | | | **{usd(total.min)}** | **{usd(total.expected)}** | "
                f"**{usd(total.max)}** |")
     out += _md_footer(report)
+    notes = node_notes(report)
+    if notes:
+        out += ["", "<details><summary>How the GPU nodes were counted and priced</summary>", ""]
+        out += [f"- `{name}`: {note}" for name, note in notes]
+        out += ["", "</details>"]
+    rows = savings_rows(report)
+    if rows:
+        out += ["", "| GPU pool | Capacity | Expected | All on-demand | Saving |",
+                "|---|---|---:|---:|---:|"]
+        out += [f"| {' | '.join(row)} |" for row in rows]
     if unit_costs is not None:
         out += ["", "| GPU pool | Capacity | Throughput/node | $ per 1M inferences |",
                 "|---|---|---:|---:|"]
@@ -205,6 +257,7 @@ def _md_footer(report: Report) -> list[str]:
     if report.usage_missing:
         out += ["", "Usage-based, no usage given: "
                 + ", ".join(f"`{li.name}` {li.item}" for li in report.usage_missing)]
+    out += [f"\n**Warning:** {notice}" for notice in report.notices]
     if report.budget_usd is not None:
         state = "**over budget**" if report.over_budget else "within budget"
         out += ["", f"Budget {usd(report.budget_usd)}/month: expected "

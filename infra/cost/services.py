@@ -13,17 +13,15 @@ class ServicePricer(PricerBase):
     """Prices managed data stores and the usage-billed services around them."""
 
     def rds_instance(self, r: Resource) -> None:
+        """An instance-hour at the deployment's own listed price: AWS lists Multi-AZ (one
+        standby) apart from Single-AZ, and it is not always twice as much."""
         engine = str(r.inputs.get("engine", "postgres"))
-        engine_key = {"postgres": "postgres", "mysql": "mysql", "mariadb": "mariadb"}.get(engine)
         instance_class = r.inputs.get("instanceClass", "")
         multi = bool(r.inputs.get("multiAz"))
-        deployment = "Multi-AZ (2× Single-AZ)" if multi else "Single-AZ"
-        key = f"rds/{engine_key or engine}/{instance_class}"
-        single = self.cat.usd(key)
+        deployment = "Multi-AZ" if multi else "Single-AZ"
+        key = f"rds/{engine}{'-multi-az' if multi else ''}/{instance_class}"
         self.add(r, "instances", f"{instance_class} {engine} {deployment}", "hour",
-                 self.monthly_hours(2 if multi else 1), [key],
-                 Range.of(single) if single is not None else None,
-                 note="" if single is not None else f"no price in the catalogue for {key}")
+                 self.monthly_hours(), [key])
         storage_type = r.inputs.get("storageType")
         size = float(r.inputs.get("allocatedStorage", 0))
         storage_key = f"rds/storage/{storage_type}{'-multi-az' if multi else ''}"

@@ -14,7 +14,9 @@ Keys per type: NAT gateways and interface endpoints ``monthly_data_processed_gb`
 buckets, EFS file systems and ECR repositories ``storage_gb``; EFS file systems in elastic
 throughput mode also ``monthly_read_gb`` and ``monthly_write_gb``; log groups
 ``monthly_data_ingested_gb`` and ``storage_gb``; SQS queues ``monthly_requests``; the
-serving Deployment ``expected_replicas`` (the GPU NodePools' expected nodes). A
+serving Deployment ``expected_replicas`` (the GPU NodePools' expected nodes); spot NodePools
+and node groups ``spot_on_demand_share`` (the share of their hours assumed to fall back to
+on-demand, 0 to 1; default from the Spot Advisor band, ``infra.cost.spot``). A
 usage-based charge without a figure is listed with its price and left out of the totals.
 """
 
@@ -28,7 +30,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from infra.cost.catalogue import DATA_DIR
 
 KNOWN_KEYS = {"monthly_data_processed_gb", "storage_gb", "monthly_data_ingested_gb",
-              "monthly_requests", "monthly_read_gb", "monthly_write_gb", "expected_replicas"}
+              "monthly_requests", "monthly_read_gb", "monthly_write_gb", "expected_replicas",
+              "spot_on_demand_share"}
+SHARES = {"spot_on_demand_share"}  # fractions: 0 to 1
 
 
 class UsageError(ValueError):
@@ -65,6 +69,9 @@ def parse_usage(data: dict, *, source: str = "usage") -> Usage:
             negative = [k for k, v in values.items() if v < 0]
             if negative:
                 raise UsageError(f"{source}: {owner}: {', '.join(negative)} must be ≥ 0")
+            over = [k for k, v in values.items() if k in SHARES and v > 1]
+            if over:
+                raise UsageError(f"{source}: {owner}: {', '.join(over)} is a share: 0 to 1")
     return usage
 
 

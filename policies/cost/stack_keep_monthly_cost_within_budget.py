@@ -1,7 +1,9 @@
 """cost-stack-keep-monthly-cost-within-budget: the projected bill stays under the budget.
 
-The projection is the cost engine's (``infra.cost.projected_monthly_cost(graph)``), imported
-only when the rule runs, so the rest of the pack works without it.
+The projection is the cost engine's (``infra.cost.projected_monthly_cost(graph)``) and the
+judgement is its threshold function (``infra.cost.assess``, the one ``aiinfra cost --diff``
+applies to a pull request's change): the budget is a fail threshold on the increase over
+nothing. Both are imported only when the rule runs, so the rest of the pack works without them.
 """
 
 from __future__ import annotations
@@ -23,7 +25,11 @@ def check(stack: Stack, context: Context) -> Iterator[Finding]:
     if not budget:
         raise NotApplicable("the stack sets no budgetMonthlyUsd")
     try:
-        from infra.cost import projected_monthly_cost  # noqa: PLC0415 - optional engine
+        from infra.cost import (  # noqa: PLC0415 - optional engine
+            Threshold,
+            assess,
+            projected_monthly_cost,
+        )
     except ModuleNotFoundError as exc:
         if exc.name not in ("infra.cost", "infra"):
             raise
@@ -31,7 +37,7 @@ def check(stack: Stack, context: Context) -> Iterator[Finding]:
     if stack.graph is None:
         raise NotApplicable("no rendered graph to price")
     projected = float(projected_monthly_cost(stack.graph))
-    if projected > budget:
+    if assess(0.0, projected, fail=Threshold.dollars(budget)).level == "over":
         yield Finding(f"the projected monthly cost is ${projected:,.0f}, "
                       f"${projected - budget:,.0f} ({projected / budget - 1:.0%}) over the "
                       f"${budget:,.0f} budget")

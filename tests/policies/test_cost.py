@@ -57,3 +57,21 @@ def test_without_the_cost_engine_the_rule_does_not_apply(
     graph = stack_graphs["dev"]
     with pytest.raises(NotApplicable, match=r"the cost engine \(infra.cost\) is not installed"):
         RULE.messages(stack_view(graph), _context(graph))
+
+
+def test_the_rule_judges_with_the_cost_engines_threshold_function(
+        stack_graphs: dict[str, Graph], monkeypatch: pytest.MonkeyPatch) -> None:
+    import infra.cost  # noqa: PLC0415
+
+    calls = []
+    real = infra.cost.assess
+
+    def recording(before, after, **thresholds):
+        calls.append((before, after, thresholds))
+        return real(before, after, **thresholds)
+
+    monkeypatch.setattr(infra.cost, "assess", recording)
+    graph = stack_graphs["staging"]
+    RULE.messages(stack_view(graph), _context(graph))
+    assert calls == [(0.0, pytest.approx(projected_monthly_cost(graph)),
+                      {"fail": infra.cost.Threshold.dollars(9000)})]

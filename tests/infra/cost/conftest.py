@@ -18,7 +18,9 @@ def price(usd: float, unit: str = "hour") -> dict:
 
 TEST_PRICES = {
     "ec2/on-demand/m7i.large": price(0.1),
+    "ec2/on-demand/g6.xlarge": price(0.8),
     "ec2/on-demand/g6.2xlarge": price(1.0),
+    "ec2/on-demand/g5.xlarge": price(1.0),
     "ec2/spot/g6.xlarge": price(0.3),
     "ec2/spot/g6.2xlarge": price(0.4),
     "ec2/spot/g5.xlarge": price(0.5),
@@ -29,7 +31,7 @@ TEST_PRICES = {
     "vpc/public-ipv4/hour": price(0.005),
     "vpc/interface-endpoint/hour": price(0.01),
     "ebs/storage/gp3": price(0.08, "gb-month"),
-    "rds/postgres/db.r7g.large": price(0.25),
+    "rds/postgres-multi-az/db.r7g.large": price(0.49),  # listed apart, not 2 × Single-AZ
     "rds/storage/gp3-multi-az": price(0.23, "gb-month"),
     "elasticache/redis/cache.r7g.large": price(0.219),
     "kms/key/month": price(1.0, "month"),
@@ -40,10 +42,20 @@ TEST_PRICES = {
 }
 
 
+def advice(band: str) -> dict:
+    return {"band": band, "savings_percent": 60, "date": "2026-11-01", "source": "test"}
+
+
+# Assumed on-demand share of spot hours: <5% → 2.5%, 10-15% → 12.5%, >20% → 25%
+TEST_ADVISOR = {"g6.xlarge": advice("<5%"), "g6.2xlarge": advice(">20%"),
+                "g5.xlarge": advice("10-15%")}
+
+
 @pytest.fixture
 def catalogue():
     return parse_catalogue({"region": "us-east-1", "hours_per_month": 730,
-                            "sources": {"test": SOURCE}, "prices": TEST_PRICES})
+                            "sources": {"test": SOURCE}, "prices": TEST_PRICES,
+                            "spot_advisor": TEST_ADVISOR})
 
 
 def stack_config(budget: float | None = 2000.0):

@@ -34,7 +34,7 @@ def test_table(runner) -> None:
     assert result.exit_code == 0, result.output
     assert "aiinfra cost · stack prod · us-east-1" in result.output
     assert "EKS control plane" in result.output
-    assert "unpriced" in result.output
+    assert "unpriced" not in result.output  # every resource of prod has a price
     assert "within budget" in result.output
 
 
@@ -46,19 +46,37 @@ def test_json_totals_match_the_estimator(runner, graphs) -> None:
     assert data["total"]["expected"] == pytest.approx(report.total.expected, abs=1e-5)
     assert data["usage_file"].endswith("usage-prod.yaml")
     assert data["budget_monthly_usd"] == 45000
-    assert {line["status"] for line in data["unpriced"]} == {"unpriced"}
+    assert data["unpriced"] == []
+    pools = {p["name"]: p for p in data["pools"]}
+    assert pools["l4-spot"]["saving_vs_on_demand"]["expected"] > 0
 
 
-def test_strict_fails_on_unpriced(runner) -> None:
-    result = runner.invoke(app, ["cost", "prod", "--strict"])
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_strict_passes_for_every_stack(runner, stack: str) -> None:
+    result = runner.invoke(app, ["cost", stack, "--strict"])
+    assert result.exit_code == 0, result.output
+
+
+def test_strict_fails_on_unpriced(tmp_path, runner) -> None:
+    shutil.copy(ROOT / "Pulumi.yaml", tmp_path / "Pulumi.yaml")
+    stack = yaml.safe_load((ROOT / "Pulumi.dev.yaml").read_text())
+    stack["config"]["aiinfra:gpuPools"].append({
+        "name": "h100", "capacity": "reserved", "reservedTerm": "1yr",
+        "instanceTypes": ["p5.48xlarge"], "maxNodes": 1})
+    stack["config"]["aiinfra:budgetMonthlyUsd"] = 100000
+    (tmp_path / "Pulumi.dev.yaml").write_text(yaml.safe_dump(stack))
+    result = runner.invoke(app, ["cost", "dev", "--strict", "--project-dir", str(tmp_path)])
     assert result.exit_code == 1
-    assert "unpriced item(s) (--strict)" in result.output
+    assert "1 unpriced item(s) (--strict): aiinfra-dev-gpu-h100" in result.output
+    assert "not offered: ec2/reserved-1yr/p5.48xlarge" in result.output
 
 
 def test_markdown_diff_against_another_stack(runner) -> None:
     result = runner.invoke(app, ["cost", "prod", "--diff", "staging", "--format", "markdown"])
-    assert result.exit_code == 0, result.output
-    assert result.output.startswith("### aiinfra cost: `stack prod` vs `stack staging`")
+    assert result.exit_code == 1, result.output  # prod's costThresholds: fail above +10%
+    assert result.stdout.startswith("**aiinfra cost ❌ over: +$")
+    assert "above the fail threshold +10%" in result.stdout.splitlines()[0]
+    assert result.stdout.splitlines()[0].endswith("· `stack prod` vs `stack staging`")
     assert "| Total | Before | After | Δ/month |" in result.output
 
 

@@ -39,14 +39,14 @@ def test_deltas_by_hand(fixture_graph, catalogue) -> None:
     changes = {(line.name, line.item): (line.change, round(line.delta.expected, 2))
                for line in diff.changed}
     assert changes == {
-        # one more spot node: mean spot 0.4 × 730 h, and its 100 GB gp3 volume
-        ("aiinfra-dev-gpu-spot-spot", "instances"): ("changed", 292.00),
+        # one more spot node: the mean 0.475 (fallback included) × 730 h, and its volume
+        ("aiinfra-dev-gpu-spot-spot", "instances"): ("changed", 346.75),
         ("aiinfra-dev-gpu-spot-spot", "storage-gp3"): ("changed", 8.00),
         ("aiinfra-dev-nat-b", "hours"): ("added", 32.85),
         ("aiinfra-dev-nat-b", "data"): ("added", 0.00),  # usage-based, no usage given
         ("aiinfra-dev-secrets", "key"): ("removed", -1.00),
     }
-    assert round(diff.total_delta.expected, 2) == 292 + 8 + 32.85 - 1
+    assert round(diff.total_delta.expected, 2) == 346.75 + 8 + 32.85 - 1
     assert round(diff.total_delta.min, 2) == 32.85 - 1  # min has no spot nodes either way
     assert round(diff.total_delta.max, 2) == 32.85 - 1  # max is 4 nodes either way
 
@@ -56,12 +56,13 @@ def test_markdown_comment(fixture_graph, catalogue) -> None:
                         estimate(changed_graph(), catalogue=catalogue),
                         base_label="main", new_label="this change")
     text = diff_markdown(diff)
-    assert text.startswith("### aiinfra cost: `this change` vs `main`")
-    assert "Monthly cost will change by **+$331.85** (+10.3%): $3,216.84 → $3,548.69" in text
+    assert text.startswith("**aiinfra cost ✅ ok: +$386.60/month (+11.6%), no thresholds "
+                           "set** · `this change` vs `main`\n")
+    assert "Monthly cost will change by **+$386.60** (+11.6%): $3,319.04 → $3,705.64" in text
     assert "| Component | Resource | Item | Change | Before | After | Δ/month |" in text
     assert "| nodes | `aiinfra-dev-gpu-spot-spot` |" in text
-    assert "| $584.00 | $876.00 | +$292.00 |" in text  # 2 → 3 nodes × 0.4 × 730 h
-    assert "| **expected** | $3,216.84 | $3,548.69 | +$331.85 |" in text
+    assert "| $693.50 | $1,040.25 | +$346.75 |" in text  # 2 → 3 nodes × 0.475 × 730 h
+    assert "| **expected** | $3,319.04 | $3,705.64 | +$386.60 |" in text
     assert "Unpriced items are in neither figure: `aiinfra-dev-shared`." in text
     assert "**over budget**" in text  # budget 2,000 in the fixture config
 

@@ -40,16 +40,18 @@ def test_each_line_by_hand(fixture_graph, catalogue) -> None:
         # m7i.large at 0.1: 2 / 2 / 3 nodes × 730 h; 50 GB gp3 per node at 0.08
         ("aiinfra-dev-system", "instances"): (146.00, 146.00, 219.00),
         ("aiinfra-dev-system", "storage-gp3"): (8.00, 8.00, 12.00),
-        # spot over 0.3 / 0.4 / 0.5: min 0 nodes, expected 2 × mean 0.4, max 4 × dearest 0.5
-        ("aiinfra-dev-gpu-spot-spot", "instances"): (0.00, 584.00, 1460.00),
+        # spot 0.3 / 0.4 / 0.5, on-demand 0.8 / 1.0 / 1.0, fallback 2.5% / 25% / 12.5%:
+        # per type 0.3125 / 0.55 / 0.5625 an hour; min 0 nodes, expected 2 × the mean 0.475,
+        # max 4 × the dearest 0.5625
+        ("aiinfra-dev-gpu-spot-spot", "instances"): (0.00, 693.50, 1642.50),
         ("aiinfra-dev-gpu-spot-spot", "storage-gp3"): (0.00, 16.00, 32.00),
         # reserved pool: the 2-node reservation at the 1yr rate 0.6, all month, in every
         # column; the node group adds only nodes beyond it (0 / 1 / 2) at on-demand 1.0
         ("aiinfra-dev-resv-odcr", "instances"): (876.00, 876.00, 876.00),
         ("aiinfra-dev-gpu-resv-reserved", "instances"): (0.00, 730.00, 1460.00),
         ("aiinfra-dev-gpu-resv-reserved", "storage-gp3"): (16.00, 24.00, 32.00),
-        # Multi-AZ: twice the Single-AZ 0.25; storage at the Multi-AZ gp3 rate
-        ("aiinfra-dev-postgres", "instances"): (365.00, 365.00, 365.00),
+        # Multi-AZ at its listed 0.49/h (not 2 × a Single-AZ price): 730 × 0.49
+        ("aiinfra-dev-postgres", "instances"): (357.70, 357.70, 357.70),
         ("aiinfra-dev-postgres", "storage"): (23.00, 23.00, 23.00),
         ("aiinfra-dev-redis", "nodes"): (319.74, 319.74, 319.74),  # 2 × 0.219 × 730
     }
@@ -57,12 +59,15 @@ def test_each_line_by_hand(fixture_graph, catalogue) -> None:
 
 def test_totals_by_hand(fixture_graph, catalogue) -> None:
     report = estimate(fixture_graph, catalogue=catalogue, usage=USAGE)
-    # network 3.65 + 32.85 + 4.50 + 14.60 = 55.60; cluster 73 + 1; data 365 + 23 + 319.74
-    assert money(report.total) == (1883.34, 3221.34, 4928.34)
+    # network 3.65 + 32.85 + 4.50 + 14.60 = 55.60; cluster 73 + 1; database 357.70 + 23;
+    # cache 319.74; nodes: system 154 / 154 / 231, spot 0 / 709.50 / 1674.50,
+    # reserved 892 / 1630 / 2368 (reservation 876 + beyond it + volumes)
+    assert money(report.total) == (1876.04, 3323.54, 5103.54)
     totals = report.component_totals()
     assert money(totals["network"]) == (55.60, 55.60, 55.60)
     assert money(totals["cluster"]) == (74.00, 74.00, 74.00)
-    assert money(totals["database"]) == (388.00, 388.00, 388.00)
+    assert money(totals["database"]) == (380.70, 380.70, 380.70)
+    assert money(totals["nodes"]) == (1046.00, 2493.50, 4273.50)
 
 
 def test_unpriced_and_usage_are_listed_never_zero(fixture_graph, catalogue) -> None:
@@ -94,14 +99,14 @@ def test_missing_price_makes_the_line_unpriced(fixture_graph, catalogue) -> None
 def test_pools_carry_node_prices(fixture_graph, catalogue) -> None:
     pools = {p.name: p for p in estimate(fixture_graph, catalogue=catalogue).pools}
     assert set(pools) == {"spot", "resv"}
-    assert pools["spot"].node_hourly == Range(0.3, pytest.approx(0.4), 0.5)
+    assert pools["spot"].node_hourly == Range(0.3, pytest.approx(0.475), 0.5625)
     assert pools["spot"].nodes == Range(0, 2, 4)
     assert pools["resv"].node_hourly == Range.of(0.6)
 
 
 def test_projected_monthly_cost_and_budget(fixture_graph, catalogue) -> None:
     # without usage the 100 GB through NAT (4.50) is not counted
-    assert projected_monthly_cost(fixture_graph, catalogue=catalogue) == pytest.approx(3216.84)
+    assert projected_monthly_cost(fixture_graph, catalogue=catalogue) == pytest.approx(3319.04)
     result = check_budget(fixture_graph, usage=USAGE, catalogue=catalogue)
     assert result.over
     assert result.budget_usd == 2000
@@ -160,22 +165,33 @@ def test_prod_lines_by_hand(graphs) -> None:
     # 3 × m7i.xlarge at 0.2016 (min = desired = 3, max 6)
     assert money(by[("aiinfra-prod-system", "instances")].monthly) == (441.50, 441.50, 883.01)
     # GPU NodePools, no usage file: the 4 minimum replicas (1 GPU each) fill the reserved
-    # pool first, all 4 inside its 4-node reservation; its 5th node (max) is on-demand.
+    # pool first (weight 100), all 4 inside its 4-node reservation; its 5th node (max, from
+    # limits nvidia.com/gpu=5) is on-demand at 0.9776
     assert money(by[("aiinfra-prod-gpu-l4-reserved", "instances")].monthly) == (
         0.00, 0.00, 713.65)
-    # spot: nothing placed there at min or expected; 20 nodes at most at 1.0236 (dearest)
-    assert money(by[("aiinfra-prod-gpu-l4-spot", "instances")].monthly) == (
-        0.00, 0.00, 14944.56)
-    # burst: max 8 × g6.2xlarge 0.9776 (first listed type)
+    # spot: nothing placed there at min or expected; max 20 nodes (limits gpu=20, cpu=320)
+    # of the dearest allowed type, g5.2xlarge: spot 1.0236 with 17.5% of hours (band
+    # 15-20%) on on-demand 1.212: 0.825 × 1.0236 + 0.175 × 1.212 = 1.05657 × 730 × 20
+    spot = by[("aiinfra-prod-gpu-l4-spot", "instances")]
+    assert money(spot.monthly) == (0.00, 0.00, 15425.92)
+    assert "max 20 × g5.2xlarge from limits cpu=320, nvidia.com/gpu=20" in spot.note
+    # burst: max 8 nodes; g6.4xlarge is allowed and dearer: 8 × 1.3232 × 730
     assert money(by[("aiinfra-prod-gpu-l4-burst", "instances")].monthly) == (
-        0.00, 0.00, 5709.18)
+        0.00, 0.00, 7727.49)
     assert money(by[("aiinfra-prod-redis", "nodes")].monthly) == (479.61, 479.61, 479.61)
     assert money(by[("aiinfra-prod-postgres", "storage")].monthly) == (46.00, 46.00, 46.00)
     for name in ("aiinfra-prod-ecr-api", "aiinfra-prod-ecr-dkr", "aiinfra-prod-sts"):
         assert money(by[(name, "hours")].monthly) == (21.90, 21.90, 21.90)
-    # no reserved-instance or RDS instance prices in the catalogue: unpriced, not $0
-    assert {"aiinfra-prod-l4-reserved-odcr", "aiinfra-prod-postgres"} <= {
-        li.name for li in report.unpriced}
+    # the reservation: 4 × g6.2xlarge all month at the 1-year no-upfront 0.63642
+    assert money(by[("aiinfra-prod-l4-reserved-odcr", "instances")].monthly) == (
+        1858.35, 1858.35, 1858.35)
+    # db.r7g.xlarge Multi-AZ at its listed 0.956 (the feed's Single-AZ is 0.478)
+    assert money(by[("aiinfra-prod-postgres", "instances")].monthly) == (697.88, 697.88, 697.88)
+    assert report.unpriced == []
+    # KEDA's max 40 replicas against the pools' limits: 5 + 20 + 8 one-GPU nodes
+    assert report.notices == [
+        "serving: KEDA's max 40 replicas × 1 GPU exceed what the GPU NodePools' limits hold "
+        "(33 pods on their cheapest types): 7 would stay Pending"]
 
 
 def test_prod_totals_by_hand(graphs) -> None:
@@ -183,12 +199,13 @@ def test_prod_totals_by_hand(graphs) -> None:
     totals = report.component_totals()
     # network: 3 public IPv4 (3.65), 3 NAT gateways (32.85), 3 interface endpoints × 3 AZ
     assert money(totals["network"]) == (175.20, 175.20, 175.20)
-    # nodes: system 3/3/6 × 0.2016 × 730 + 50 GB each; reserved pool 4/4/5 nodes, the 5th
-    # on-demand at 0.9776, 100 GB each; spot 0/0/20 and burst 0/0/8 (see above), 100 GB each
+    # nodes: system 3/3/6 × 0.2016 × 730 + 50 GB each; reserved pool: the reservation
+    # 4 × 0.63642 × 730 all month, nodes 4/4/5 (the 5th on-demand at 0.9776), 100 GB each;
+    # spot 0/0/20 and burst 0/0/8 (see above), 100 GB each
     system = Range(441.504 + 12, 441.504 + 12, 883.008 + 24)
-    reserved = Range(32, 32, 713.648 + 40)
-    spot = Range(0, 0, 14944.56 + 160)
-    burst = Range(0, 0, 5709.184 + 64)
+    reserved = Range(1858.3464 + 32, 1858.3464 + 32, 1858.3464 + 713.648 + 40)
+    spot = Range(0, 0, 15425.922 + 160)
+    burst = Range(0, 0, 7727.488 + 64)
     assert money(totals["nodes"]) == money(system + reserved + spot + burst)
     assert money(report.total) == money(sum((li.monthly for li in report.priced), Range.of(0)))
     assert projected_monthly_cost(graphs["prod"]) == pytest.approx(report.total.expected)
@@ -249,8 +266,11 @@ def test_expected_nodes_follow_the_usage_files_replicas(graphs) -> None:
         "aiinfra-prod-serving-deployment": {"expected_replicas": 8}}})
     by = lines(estimate(graphs["prod"], usage=usage))
     spot = by[("aiinfra-prod-gpu-l4-spot", "instances")]
-    # 8 replicas: 5 on the reserved pool (4 reserved + 1 on-demand), 3 on spot (mean price)
-    assert money(spot.monthly) == (0.00, round(3 * 730 * 0.80248, 2), 14944.56)
-    assert "4 / 8 replicas" in spot.note
+    # 8 replicas: 5 on the reserved pool (4 reserved + 1 on-demand), 3 on spot on its
+    # cheapest type g6.xlarge: spot 0.5375, 25% of hours (band >20%) on on-demand 0.8048
+    assert money(spot.monthly) == (0.00, round(3 * 730 * (0.75 * 0.5375 + 0.25 * 0.8048), 2),
+                                   15425.92)
+    assert "KEDA min 4 / expected 8 (usage file) / max 40 replicas × 1 GPU" in spot.note
+    assert "on g6.xlarge (1 GPU) → 0 / 3" in spot.note
     reserved = by[("aiinfra-prod-gpu-l4-reserved", "instances")]
     assert money(reserved.monthly) == (0.00, 713.65, 713.65)

@@ -112,7 +112,12 @@ def test_refresh_replaces_instance_prices_and_keeps_the_rest(stubbed) -> None:
     # everything not fetched is carried over with its own date and source
     assert fresh.get("eks/cluster/standard") == base.get("eks/cluster/standard")
     assert fresh.get("ec2/on-demand/p5.48xlarge") == base.get("ec2/on-demand/p5.48xlarge")
-    assert {p.source for p in fresh.prices.values()} == set(fresh.sources)
+    used = {e.source for e in (*fresh.prices.values(), *fresh.gaps.values(),
+                               *fresh.spot_advisor.values())}
+    assert used == set(fresh.sources)
+    # the stated gaps and the Spot Advisor bands survive a refresh
+    assert "ec2/reserved-1yr/p5.48xlarge" in fresh.gaps
+    assert fresh.spot_advisor == load_catalogue("us-east-1").spot_advisor
 
 
 def test_refresh_command_writes_the_catalogue(monkeypatch, tmp_path, capsys) -> None:

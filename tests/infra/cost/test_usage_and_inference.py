@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from infra.cost import estimate
+from infra.cost.catalogue import load_catalogue
 from infra.cost.inference import (
     ThroughputError,
     parse_throughput,
@@ -84,20 +85,34 @@ def test_cost_per_million_by_hand(fixture_graph, catalogue) -> None:
     costs = unit_costs(report, 100.0, "stated")
     pools = {p.name: p for p in costs.pools}
     # one node serves 100/s = 360,000 inferences an hour
-    assert pools["spot"].per_million == pytest.approx(0.4 / 360_000 * 1e6)   # $1.1111
+    # spot at its expected 0.475/h (on-demand fallback included)
+    assert pools["spot"].per_million == pytest.approx(0.475 / 360_000 * 1e6)  # $1.3194
     assert pools["resv"].per_million == pytest.approx(0.6 / 360_000 * 1e6)   # $1.6667
-    # blend by expected nodes: (2 × 0.4 + 3 × 0.6) / (5 × 360,000) × 1e6
-    assert costs.blended == pytest.approx(2.6 / 1_800_000 * 1e6)            # $1.4444
+    # blend by expected nodes: (2 × 0.475 + 3 × 0.6) / (5 × 360,000) × 1e6
+    assert costs.blended == pytest.approx(2.75 / 1_800_000 * 1e6)           # $1.5278
     # whole stack, expected, over the inferences 5 busy nodes serve in 730 h
     assert costs.all_in == pytest.approx(report.total.expected / (5 * 360_000 * 730) * 1e6)
     per_pool = unit_costs(report, {"spot": 200.0, "resv": 100.0}, "stated")
-    assert per_pool.blended == pytest.approx(2.6 / ((2 * 200 + 3 * 100) * 3600) * 1e6)
+    assert per_pool.blended == pytest.approx(2.75 / ((2 * 200 + 3 * 100) * 3600) * 1e6)
 
 
 def test_unpriced_pool_has_no_blend(graphs) -> None:
-    costs = unit_costs(estimate(graphs["prod"]), 1000.0, "stated")
+    catalogue = load_catalogue("us-east-1")
+    prices = {k: v for k, v in catalogue.prices.items() if k != "ec2/reserved-1yr/g6.2xlarge"}
+    report = estimate(graphs["prod"], catalogue=catalogue.model_copy(update={"prices": prices}))
+    costs = unit_costs(report, 1000.0, "stated")
     by_name = {p.name: p for p in costs.pools}
-    assert by_name["l4-reserved"].per_million is None  # reserved rates are not in the catalogue
-    assert by_name["l4-spot"].per_million == pytest.approx(0.80248 / 3.6)
+    assert by_name["l4-reserved"].per_million is None  # its reservation is unpriced here
+    # spot: g6.xlarge 0.5375 with 25% of hours at on-demand 0.8048
+    assert by_name["l4-spot"].per_million == pytest.approx(0.604325 / 3.6)
     assert costs.blended is None
     assert any("needs every running pool priced" in note for note in costs.notes)
+
+
+def test_reserved_pool_node_hour_is_what_its_nodes_cost(graphs) -> None:
+    pools = {p.name: p for p in estimate(graphs["prod"], usage=load_usage("prod")).pools}
+    # 5 nodes expected: the reservation (4 × 0.63642) and one on-demand (0.9776), per node
+    assert pools["l4-reserved"].node_hourly.expected == pytest.approx(
+        (4 * 0.63642 + 0.9776) / 5)
+    # 4 nodes at min: all inside the reservation
+    assert pools["l4-reserved"].node_hourly.min == pytest.approx(0.63642)
