@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from policies.core import Rule
@@ -50,11 +51,11 @@ def print_table(report: Report, console: Console | None = None) -> None:
                 finding = violation.finding
                 if violation.waiver is not None:
                     verb = "waived by" if violation.waived else "expired:"
-                    finding += (f" [{verb} {violation.waiver.id}, owner "
+                    finding += (f" ({verb} {violation.waiver.id}, owner "
                                 f"{violation.waiver.owner}, until "
-                                f"{violation.waiver.expires.isoformat()}]")
+                                f"{violation.waiver.expires.isoformat()})")
                 table.add_row(f"[{style}]{level}[/{style}]", result.rule.name,
-                              violation.resource or "(stack)", finding)
+                              violation.resource or "(stack)", escape(finding))
         console.print(table)
         for result in failed:
             if result.status == "waived":
