@@ -86,7 +86,8 @@ class Report:
         verdict = "PASS" if self.passed else "FAIL"
         return (f"policies {verdict} · stack {self.stack} ({self.environment}) · "
                 f"{len(self.results)} rules: {self.count('passed')} passed, "
-                f"{self.count('failed')} failed, {self.count('waived')} waived, {self.count('not-applicable')} not applicable, "
+                f"{self.count('failed')} failed, {self.count('waived')} waived, "
+                f"{self.count('not-applicable')} not applicable, "
                 f"{self.count('disabled')} disabled · {len(self.mandatory)} mandatory and "
                 f"{len(self.advisory)} advisory violations, {len(self.waived)} waived")
 

@@ -21,10 +21,12 @@ from tests.policies.fixtures import (
     deployment,
     hpa,
     mutate,
-    namespace as namespace_props,
     pdb,
     scaled_object,
     subject,
+)
+from tests.policies.fixtures import (
+    namespace as namespace_props,
 )
 
 POD = "spec.template.spec"

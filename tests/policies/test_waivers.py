@@ -67,7 +67,8 @@ def test_a_waived_violation_passes_and_is_reported_as_waived(bad_graph: Graph) -
     assert violation.state == "waived"
     assert violation.resource == BAD_DEPLOYMENT
     assert violation.waiver.owner == OWNER
-    assert report.mandatory == [] and report.advisory == []
+    assert report.mandatory == []
+    assert report.advisory == []
     assert report.waived == [violation]
     [result] = [r for r in report.results if r.rule.name == DIGEST_RULE]
     assert result.status == "waived"
