@@ -17,7 +17,7 @@ from typing import Any, NamedTuple
 
 import celpy
 
-from policies.core import Stack, Subject, as_list, as_map
+from policies.core import Stack, Subject, as_list, as_map, is_list
 
 POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
@@ -52,7 +52,7 @@ def manifest(subject: Subject) -> dict[str, Any] | None:
     if gvk is None:
         return None
     group, version, kind = gvk
-    body = dict(subject.props)
+    body = _json(subject.props)
     body.setdefault("apiVersion", f"{group}/{version}" if group else version)
     body.setdefault("kind", kind)
     return body
@@ -146,7 +146,7 @@ def _json(value: Any) -> Any:
     """Plain JSON data (CrossGuard hands read-only proxies; mocks hand tuples)."""
     if isinstance(value, Mapping):
         return {str(key): _json(item) for key, item in value.items()}
-    if isinstance(value, list | tuple):
+    if is_list(value):
         return [_json(item) for item in value]
     return value
 
