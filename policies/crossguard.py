@@ -10,6 +10,8 @@ The environment a rule sees is the policy config's ``environment``, else the sta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -48,8 +50,17 @@ def stack_name() -> str:
 
 
 def waivers() -> Waivers:
-    """The repository's waivers, read afresh for each validation (the file is small)."""
-    return load_waivers()
+    """The repository's waivers, read again whenever the file changes."""
+    from policies import waivers as module  # noqa: PLC0415 - its WAIVERS_FILE, as it is now
+
+    path = module.WAIVERS_FILE
+    stat = path.stat() if path.is_file() else None
+    return _waivers(path, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+
+
+@lru_cache(maxsize=4)
+def _waivers(path: Path, mtime_ns: int, size: int) -> Waivers:
+    return load_waivers(path)
 
 
 def _context(config: Mapping[str, Any] | None, *, stack_config: Any = None) -> Context:

@@ -227,8 +227,9 @@ def _entry_lines(node: Any) -> list[int]:
     return []
 
 
-def load_waivers(path: Path = WAIVERS_FILE, rules: Mapping[str, Rule] | None = None) -> Waivers:
+def load_waivers(path: Path | None = None, rules: Mapping[str, Rule] | None = None) -> Waivers:
     """The repository's waivers (none when the file is absent)."""
+    path = WAIVERS_FILE if path is None else path
     root = Path(__file__).resolve().parent.parent
     source = path.relative_to(root).as_posix() if path.is_relative_to(root) else str(path)
     if not path.is_file():

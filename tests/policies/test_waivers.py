@@ -282,3 +282,24 @@ def test_judge_prefers_a_waiver_in_force_over_a_lapsed_one() -> None:
                      today=date(2026, 12, 15))
     assert (judged.state, judged.waiver.id) == ("waived", "serving-tag-hotfix-renewed")
     assert json.dumps(judged.waiver.expires.isoformat()) == '"2026-12-31"'
+
+
+def test_check_fails_on_an_expired_waiver_in_the_repository_file(
+        tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner  # noqa: PLC0415
+
+    from aiinfra.cli import app  # noqa: PLC0415
+    from policies import waivers as waivers_module  # noqa: PLC0415
+
+    path = tmp_path / "waivers.yaml"
+    path.write_text(waiver_yaml(expires="2025-06-30", name="aiinfra-prod-serving-deployment"))
+    monkeypatch.setattr(waivers_module, "WAIVERS_FILE", path)
+    result = CliRunner().invoke(app, ["check", "prod", "--format", "json"])
+    assert result.exit_code == 1, result.output
+    document = json.loads(result.stdout)
+    [violation] = document["violations"]
+    assert violation["rule"] == WAIVER_RULE
+    assert f"owner {OWNER}" in violation["finding"]
+    assert "expired on 2025-06-30" in violation["finding"]
+    path.write_text(waiver_yaml(expires="2099-12-31"))
+    assert CliRunner().invoke(app, ["check", "prod"]).exit_code == 0
