@@ -11,6 +11,7 @@ cel-python (``celpy``) evaluates it, with RE2 behind ``matches`` as in Kubernete
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any, NamedTuple
@@ -23,6 +24,13 @@ POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
 BINDING = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicyBinding"
 NAMESPACE = "kubernetes:core/v1:Namespace"
 NAME_LABEL = "kubernetes.io/metadata.name"  # set by the API server on every namespace
+# The engine's stand-ins for values a preview does not know yet (pulumi_policy.proxy): an
+# object holding one is judged once it is known (``pulumi up`` runs the pack again).
+UNKNOWNS = frozenset({
+    "1c4a061d-8072-4f0a-a4cb-0ff528b18fe7", "3eeb2bf0-c639-47a8-9e75-3b44932eb421",
+    "04da6b54-80e4-46f7-96ec-b56ff0331ba9", "6a19a0b0-7e62-4c92-b797-7f8e31da9cc2",
+    "030794c1-ac77-496b-92df-f27374a8bd58", "e48ece36-62e2-4504-bad9-02848725956a",
+    "dd056dcd-154b-4c76-9bd3-c8f88648b5ff"})
 _ENV = celpy.Environment()
 
 
@@ -143,12 +151,26 @@ def _activation(body: Mapping[str, Any], operation: str) -> dict[str, Any]:
 
 
 def _json(value: Any) -> Any:
-    """Plain JSON data (CrossGuard hands read-only proxies; mocks hand tuples)."""
+    """Plain JSON data: CrossGuard's proxies hand out their data under ``__target`` (reading
+    through them raises on an unknown value), mocks hand tuples."""
+    if isinstance(value, Mapping) or is_list(value):
+        with contextlib.suppress(KeyError, TypeError, IndexError):
+            value = value["__target"]
     if isinstance(value, Mapping):
         return {str(key): _json(item) for key, item in value.items()}
     if is_list(value):
         return [_json(item) for item in value]
     return value
+
+
+def unknown(value: Any) -> bool:
+    if isinstance(value, str):
+        return value in UNKNOWNS
+    if isinstance(value, Mapping):
+        return any(unknown(item) for item in value.values())
+    if is_list(value):
+        return any(unknown(item) for item in value)
+    return False
 
 
 def refusals(policy: Mapping[str, Any], body: Mapping[str, Any],
@@ -222,7 +244,7 @@ def admit(stack: Stack) -> list[tuple[Subject, Refusal]]:
     found = []
     for subject in stack.resources:
         body = manifest(subject)
-        if body is None or subject.type in (POLICY, BINDING):
+        if body is None or subject.type in (POLICY, BINDING) or unknown(body):
             continue
         for pair in pairs:
             if "Deny" not in as_list(as_map(pair.binding.props.get("spec")).get(
