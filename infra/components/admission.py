@@ -33,6 +33,8 @@ NODE_AGENT_NAMESPACES = ("kube-system", GPU_NAMESPACE, NODE_EXPORTER_NAMESPACE)
 # kube-proxy, the CSI node plugins) and DCGM, which reads the GPUs' counters with SYS_ADMIN.
 PRIVILEGED_NAMESPACES = ("kube-system", GPU_NAMESPACE)
 
+LABELS = {"app.kubernetes.io/part-of": "aiinfra", "app.kubernetes.io/component": "admission"}
+
 WORKLOAD_RULES = [{"apiGroups": ["", "apps", "batch"], "apiVersions": ["v1"],
                    "operations": ["CREATE", "UPDATE"],
                    "resources": ["pods", "deployments", "statefulsets", "daemonsets",
@@ -80,10 +82,6 @@ class AdmissionPolicy:
                 "metadata": {"name": self.name, "labels": LABELS},
                 "spec": {"policyName": self.name, "validationActions": ["Deny"],
                          "matchResources": {"namespaceSelector": self.namespace_selector}}}
-
-
-LABELS = {"app.kubernetes.io/part-of": "aiinfra",
-          "app.kubernetes.io/component": "admission"}
 
 
 def _outside(namespaces: tuple[str, ...]) -> dict:

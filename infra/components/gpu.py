@@ -20,8 +20,8 @@ class GpuPlumbing(pulumi.ComponentResource):
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:gpu:GpuPlumbing", name, None, opts)
         # The device plugin mounts the kubelet's device-plugin socket (hostPath) and DCGM
-        # needs SYS_ADMIN: the one namespace enforcing `privileged`, warning and auditing at
-        # `baseline` so that what else lands here is seen.
+        # needs SYS_ADMIN: `privileged` here (as for node-exporter, and nowhere else the program
+        # creates), warned and audited at `baseline` so that what else lands here is seen.
         namespace = k8s.core.v1.Namespace(
             f"{name}-namespace", metadata={"name": GPU_NAMESPACE, "labels": pod_security_labels(
                 "privileged", version=pod_security_version, warn="baseline")},
