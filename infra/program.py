@@ -7,6 +7,7 @@ from pathlib import Path
 import pulumi
 import pulumi_aws as aws
 
+from infra.components.admission import Admission
 from infra.components.cluster import Cluster, ClusterArgs
 from infra.components.data import DataArgs, Postgres, Redis
 from infra.components.gpu import GpuPlumbing
@@ -63,16 +64,20 @@ def build(config: StackConfig) -> None:
     redis = Redis(data_args)
     monitoring = Monitoring(MonitoringArgs(
         name=f"{prefix}-monitoring", config=config.monitoring, provider=cluster.provider,
-        depends_on=[nodes.system, gp3],
+        depends_on=[nodes.system, gp3], pod_security_version=config.cluster_version,
         # cost per inference at run time: the catalogue's node prices, written in at deploy
         cost_rules=prometheus_rule_spec(config, load_catalogue(config.region)),
         cost_dashboard=cost_dashboard()))
+    # Before any workload: what the program applies is admitted by the same rules as the rest.
+    admission = Admission(f"{prefix}-admission", cluster.provider, production=production)
     # dcgm-exporter renders a ServiceMonitor: its CRD comes with kube-prometheus-stack.
-    GpuPlumbing(f"{prefix}-gpu", cluster.provider, depends_on=[nodes.system, monitoring.stack])
+    GpuPlumbing(f"{prefix}-gpu", cluster.provider,
+                depends_on=[nodes.system, monitoring.stack, admission],
+                pod_security_version=config.cluster_version)
     serving = ServingWorkload(ServingArgs(
         name=f"{prefix}-serving", cluster=cluster, config=config.serving,
         database_url=postgres.url, redis_url=redis.url, production=production, tags=tags,
-        depends_on=[nodes.system, monitoring.stack],
+        depends_on=[nodes.system, monitoring.stack, admission],
         context_dir=Path(__file__).resolve().parent.parent, vpc_id=network.vpc.id,
         subnet_ids=network.private_subnet_ids, keda=monitoring.keda))
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import date
 from functools import cached_property
 from typing import Any, Literal, NamedTuple
 
@@ -23,6 +24,7 @@ ENVIRONMENTS = ("dev", "staging", "prod")
 # Verbs a rule name may use after its provider-resource prefix (compliance-policies style).
 VERBS = frozenset({"require", "enable", "disallow", "configure", "drop", "pin", "tolerate",
                    "taint", "diversify", "block", "limit", "keep"})
+STACK_TYPE = "pulumi:pulumi:Stack"  # what a stack-wide finding is about, for waivers
 _NAME = re.compile(r"^[a-z0-9]+(-[a-z0-9]+)+$")
 
 
@@ -93,12 +95,15 @@ class Stack:
 @dataclass(frozen=True)
 class Context:
     """What a rule knows besides the resource: the environment, its own settings (policy
-    config, defaults filled in) and, when known, the stack's typed ``StackConfig``."""
+    config, defaults filled in), when known the stack's typed ``StackConfig``, and the
+    waivers in force on ``today`` (``policies.waivers``)."""
 
     environment: str
     stack: str = ""
     settings: Mapping[str, Any] = field(default_factory=dict)
     config: Any = None
+    waivers: Any = None
+    today: date | None = None
 
     @property
     def production(self) -> bool:
@@ -130,6 +135,10 @@ class Rule:
     config_schema: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     tags: tuple[str, ...] = ()
     url: str | None = None
+    # The level no pack config changes (what the cluster refuses, an expired waiver).
+    fixed_level: bool = False
+    # False: no waiver may name the rule (what it reports is refused whatever a waiver says).
+    waivable: bool = True
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

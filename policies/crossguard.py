@@ -10,6 +10,8 @@ The environment a rule sees is the policy config's ``environment``, else the sta
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 from pulumi_policy import (
@@ -26,6 +28,7 @@ from pulumi_policy import (
 from policies.core import ENVIRONMENTS, Context, NotApplicable, Rule, Stack, Subject
 from policies.enforcement import level_of, pack_config, settings_of
 from policies.registry import all_rules
+from policies.waivers import Waivers, judge, load_waivers, today_utc
 
 PACK_NAME = "aiinfra"
 ENVIRONMENT_PROPERTY = {"environment": {
@@ -40,15 +43,42 @@ def stack_environment() -> str | None:
     return pulumi.Config("aiinfra").get("environment")
 
 
+def stack_name() -> str:
+    import pulumi  # noqa: PLC0415
+
+    return pulumi.get_stack()
+
+
+def waivers() -> Waivers:
+    """The repository's waivers, read again whenever the file changes."""
+    from policies import waivers as module  # noqa: PLC0415 - its WAIVERS_FILE, as it is now
+
+    path = module.WAIVERS_FILE
+    stat = path.stat() if path.is_file() else None
+    return _waivers(path, stat.st_mtime_ns if stat else 0, stat.st_size if stat else 0)
+
+
+@lru_cache(maxsize=4)
+def _waivers(path: Path, mtime_ns: int, size: int) -> Waivers:
+    return load_waivers(path)
+
+
 def _context(config: Mapping[str, Any] | None, *, stack_config: Any = None) -> Context:
     config = dict(config or {})
-    environment = config.pop("environment", None) or stack_environment()
-    if environment is None:
-        import pulumi  # noqa: PLC0415
-
-        environment = pulumi.get_stack()
+    environment = config.pop("environment", None) or stack_environment() or stack_name()
     config.pop("enforcementLevel", None)
-    return Context(environment=environment, settings=config, config=stack_config)
+    return Context(environment=environment, stack=stack_name(), settings=config,
+                   config=stack_config, waivers=waivers(), today=today_utc())
+
+
+def _report(rule: Rule, findings, context: Context, report_violation: ReportViolation,
+            urn_of) -> None:
+    """Waived findings are left out (CrossGuard has no waived state); an expired waiver's
+    finding is reported with it. The verdict is ``judge``'s, as in ``aiinfra check``."""
+    for judged in judge(rule, findings, context.waivers, stack=context.stack,
+                        today=context.today or today_utc()):
+        if judged.reported:
+            report_violation(judged.message(rule), urn_of(judged.finding))
 
 
 def _typed_stack_config() -> Any:
@@ -91,13 +121,13 @@ def resource_policy(rule: Rule) -> ResourceValidationPolicy:
         if not rule.applies_to(args.resource_type):
             return
         subject = Subject(args.resource_type, args.name, args.props, urn=args.urn)
+        context = _context(args.get_config())
         try:
-            findings = rule.findings(subject, _context(args.get_config()))
+            findings = rule.findings(subject, context)
         except NotApplicable as exc:
             args.not_applicable(exc.reason)
             return
-        for finding in findings:
-            report_violation(rule.message(finding.message), args.urn)
+        _report(rule, findings, context, report_violation, lambda finding: args.urn)
 
     return ResourceValidationPolicy(validate=validate, **_metadata(rule))
 
@@ -111,14 +141,14 @@ def stack_policy(rule: Rule) -> StackValidationPolicy:
                     for r in args.resources]
         config = _typed_stack_config()
         stack = Stack(tuple(subjects), render=lambda: _graph(subjects, config))
+        context = _context(args.get_config(), stack_config=config)
         try:
-            findings = rule.findings(stack, _context(args.get_config(), stack_config=config))
+            findings = rule.findings(stack, context)
         except NotApplicable as exc:
             args.not_applicable(exc.reason)
             return
-        for finding in findings:
-            report_violation(rule.message(finding.message),
-                             finding.resource.urn if finding.resource else None)
+        _report(rule, findings, context, report_violation,
+                lambda finding: finding.resource.urn if finding.resource else None)
 
     return StackValidationPolicy(validate=validate, **_metadata(rule))
 

@@ -26,6 +26,8 @@ def pack_config(environment: str) -> dict[str, Any]:
 
 
 def level_of(rule: Rule, config: Mapping[str, Any]) -> Level:
+    if rule.fixed_level:
+        return rule.enforcement_level
     entry = config.get(rule.name)
     if isinstance(entry, Mapping):
         entry = entry.get("enforcementLevel")

@@ -7,12 +7,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from datetime import date
 from typing import Any
 
 from policies.core import Context, Finding, NotApplicable, Rule, Stack, Subject
 from policies.enforcement import level_of, pack_config, settings_of
 from policies.registry import all_rules
 from policies.verdict import Report, RuleResult, Violation
+from policies.waivers import Waivers, judge, load_waivers, today_utc
 
 SECRET_SIGNATURE = "4dabf18193072939515e22adb298388d"  # Pulumi's marker of a serialized secret
 
@@ -102,13 +104,18 @@ def run_rule(rule: Rule, stack: Stack, context: Context) -> tuple[list[Finding],
 
 
 def check_graph(graph: Any, *, rules: Iterable[Rule] | None = None,
-                config: Mapping[str, Any] | None = None) -> Report:
-    """Run the rules over ``graph`` at the levels its environment's pack config sets."""
+                config: Mapping[str, Any] | None = None, waivers: Waivers | None = None,
+                today: date | None = None) -> Report:
+    """Run the rules over ``graph`` at the levels its environment's pack config sets, with
+    the repository's waivers (``policies/waivers.yaml``) as they stand on ``today`` (UTC)."""
     environment = graph.config.environment
     config = pack_config(environment) if config is None else config
+    waivers = load_waivers() if waivers is None else waivers
+    today = today or today_utc()
     stack = stack_view(graph)
     owners = _components(stack)
-    base = Context(environment=environment, stack=graph.stack, config=graph.config)
+    base = Context(environment=environment, stack=graph.stack, config=graph.config,
+                   waivers=waivers, today=today)
     results = []
     for rule in all_rules() if rules is None else rules:
         level = level_of(rule, config)
@@ -117,11 +124,14 @@ def check_graph(graph: Any, *, rules: Iterable[Rule] | None = None,
             continue
         findings, reason = run_rule(rule, stack, base.with_settings(settings_of(rule, config)))
         violations = tuple(
-            Violation(rule.name, level, rule.severity, rule.message(f.message), f.message,
-                      f.resource.name if f.resource else None,
-                      f.resource.type if f.resource else None,
-                      owners.get(f.resource.name) if f.resource else None)
-            for f in findings)
-        status = "failed" if violations else "not-applicable" if reason else "passed"
+            Violation(rule.name, level, rule.severity, j.message(rule),
+                      j.finding.message,
+                      j.finding.resource.name if j.finding.resource else None,
+                      j.finding.resource.type if j.finding.resource else None,
+                      owners.get(j.finding.resource.name) if j.finding.resource else None,
+                      j.state, j.waiver)
+            for j in judge(rule, findings, waivers, stack=graph.stack, today=today))
+        status = ("failed" if any(not v.waived for v in violations) else
+                  "waived" if violations else "not-applicable" if reason else "passed")
         results.append(RuleResult(rule, level, status, violations, reason))
     return Report(graph.stack, environment, tuple(results))

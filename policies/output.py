@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 from functools import lru_cache
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
+from policies.core import Rule
 from policies.enforcement import blocking
 from policies.verdict import Report, Violation
 
@@ -35,18 +38,28 @@ def print_table(report: Report, console: Console | None = None) -> None:
     """One row per violation (what is wrong), then why and how to fix, once per rule."""
     console = console or Console()
     failed = [r for r in report.results if r.violations]
-    failed.sort(key=lambda r: (not blocking(r.level), r.rule.name))
+    failed.sort(key=lambda r: (r.status == "waived", not blocking(r.level), r.rule.name))
     if failed:
         table = Table(title=f"policy violations · stack {report.stack} ({report.environment})")
         for column in ("level", "rule", "resource", "finding"):
             table.add_column(column, overflow="fold")
         for result in failed:
-            style = "red" if blocking(result.level) else "yellow"
             for violation in result.violations:
-                table.add_row(f"[{style}]{result.level}[/{style}]", result.rule.name,
-                              violation.resource or "(stack)", violation.finding)
+                style = ("red" if violation.blocking else "dim" if violation.waived
+                         else "yellow")
+                level = "waived" if violation.waived else result.level
+                finding = violation.finding
+                if violation.waiver is not None:
+                    verb = "waived by" if violation.waived else "expired:"
+                    finding += (f" ({verb} {violation.waiver.id}, owner "
+                                f"{violation.waiver.owner}, until "
+                                f"{violation.waiver.expires.isoformat()})")
+                table.add_row(f"[{style}]{level}[/{style}]", result.rule.name,
+                              violation.resource or "(stack)", escape(finding))
         console.print(table)
         for result in failed:
+            if result.status == "waived":
+                continue
             console.print(f"[bold]{result.rule.name}[/bold] ({result.rule.severity}): "
                           f"{result.rule.rationale} {result.rule.remediation}", highlight=False)
     console.print(report.summary(), style="green" if report.passed else "bold red",
@@ -64,18 +77,56 @@ def component_files(root: Path = ROOT) -> dict[str, tuple[str, int]]:
     return found
 
 
+def _physical(uri: str, line: int) -> dict:
+    return {"physicalLocation": {"artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"},
+                                 "region": {"startLine": max(line, 1)}}}
+
+
 def _location(violation: Violation, stack: str) -> dict:
+    """Where the resource is declared (its component's source), else the stack file; the
+    resource itself as a logical location."""
     uri, line = f"Pulumi.{stack}.yaml", 1
     if violation.component in component_files():
         uri, line = component_files()[violation.component]
-    location: dict = {"physicalLocation": {
-        "artifactLocation": {"uri": uri, "uriBaseId": "%SRCROOT%"},
-        "region": {"startLine": line}}}
+    location = _physical(uri, line)
     if violation.resource:
         location["logicalLocations"] = [{
             "name": violation.resource, "kind": "resource",
             "fullyQualifiedName": f"{violation.resource_type}::{violation.resource}"}]
     return location
+
+
+def rule_file(rule: Rule, root: Path = ROOT) -> str:
+    """The rule's module, relative to the repository."""
+    provider = rule.name.split("-", 1)[0]
+    module = rule.name.removeprefix(f"{provider}-").replace("-", "_")
+    return f"policies/{provider}/{module}.py"
+
+
+def help_uri(rule: Rule, environ: dict | None = None) -> str:
+    """The rule's own page, else its source: on GitHub when run by Actions (the commit under
+    test), else in the checkout. Code scanning links the alert's "Show more" to it."""
+    if rule.url:
+        return rule.url
+    environ = os.environ if environ is None else environ
+    server, repository = environ.get("GITHUB_SERVER_URL"), environ.get("GITHUB_REPOSITORY")
+    if server and repository:
+        return f"{server}/{repository}/blob/{environ.get('GITHUB_SHA') or 'HEAD'}/" \
+               f"{rule_file(rule)}"
+    return (ROOT / rule_file(rule)).as_uri()
+
+
+def _suppressions(violation: Violation) -> list[dict]:
+    """SARIF's record of an accepted result: the waiver, its owner, reason and expiry."""
+    waiver = violation.waiver
+    if not violation.waived or waiver is None:
+        return []
+    return [{"kind": "external", "status": "accepted",
+             "justification": f"{waiver.reason} (waiver {waiver.id}, owner {waiver.owner}, "
+                              f"expires {waiver.expires.isoformat()})",
+             "location": _physical("policies/waivers.yaml", waiver.line),
+             "properties": {"waiver": waiver.id, "owner": waiver.owner,
+                            "expires": waiver.expires.isoformat()}}]
 
 
 def _sarif_level(level: str) -> str:
@@ -91,12 +142,13 @@ def sarif(report: Report) -> dict:
         "id": rule.name,
         "shortDescription": {"text": rule.description},
         "fullDescription": {"text": f"{rule.description} {rule.rationale}"},
-        "help": {"text": rule.remediation},
+        "help": {"text": rule.remediation,
+                 "markdown": f"{rule.rationale}\n\n**Fix:** {rule.remediation}"},
+        "helpUri": help_uri(rule),
         "defaultConfiguration": {"level": _sarif_level(levels[rule.name]),
                                  "enabled": levels[rule.name] != "disabled"},
         "properties": {"tags": list(rule.tags), "severity": rule.severity,
                        "security-severity": SECURITY_SEVERITY[rule.severity]},
-        **({"helpUri": rule.url} if rule.url else {}),
     } for rule in rules]
     results = [{
         "ruleId": v.rule,
@@ -104,9 +156,12 @@ def sarif(report: Report) -> dict:
         "level": _sarif_level(v.level),
         "message": {"text": v.message},
         "locations": [_location(v, report.stack)],
+        "relatedLocations": [{"id": 1, **_physical(f"Pulumi.{report.stack}.yaml", 1),
+                              "message": {"text": f"stack {report.stack}"}}],
         "partialFingerprints": {
             "aiinfraResource/v1": f"{v.rule}:{v.resource_type}:{v.resource}"},
-        "properties": {"enforcementLevel": v.level},
+        **({"suppressions": _suppressions(v)} if v.waived else {}),
+        "properties": {"enforcementLevel": v.level, "state": v.state},
     } for v in report.violations]
     return {
         "$schema": SARIF_SCHEMA,

@@ -8,7 +8,7 @@ from functools import lru_cache
 
 from policies.core import Rule
 
-PROVIDERS = ("kubernetes", "aws", "cost")
+PROVIDERS = ("kubernetes", "aws", "cost", "pack")
 
 
 @lru_cache(maxsize=1)

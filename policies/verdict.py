@@ -7,8 +7,9 @@ from typing import Literal
 
 from policies.core import Level, Rule
 from policies.enforcement import blocking
+from policies.waivers import State, Waiver
 
-Status = Literal["passed", "failed", "not-applicable", "disabled"]
+Status = Literal["passed", "failed", "waived", "not-applicable", "disabled"]
 
 
 @dataclass(frozen=True)
@@ -21,16 +22,26 @@ class Violation:
     resource: str | None = None       # the resource's name; None: the stack as a whole
     resource_type: str | None = None
     component: str | None = None      # type token of the component the resource belongs to
+    state: State = "open"             # waived: a waiver in force covers it; expired: a lapsed one
+    waiver: Waiver | None = None
+
+    @property
+    def waived(self) -> bool:
+        return self.state == "waived"
 
     @property
     def blocking(self) -> bool:
-        return blocking(self.level)
+        return blocking(self.level) and not self.waived
 
     def as_dict(self) -> dict:
+        waiver = self.waiver
         return {"rule": self.rule, "level": self.level, "severity": self.severity,
                 "resource": self.resource, "type": self.resource_type,
                 "component": self.component, "finding": self.finding,
-                "message": self.message}
+                "message": self.message, "state": self.state,
+                "waiver": None if waiver is None else {
+                    "id": waiver.id, "owner": waiver.owner, "reason": waiver.reason,
+                    "expires": waiver.expires.isoformat(), "line": waiver.line}}
 
 
 @dataclass(frozen=True)
@@ -58,7 +69,11 @@ class Report:
 
     @property
     def advisory(self) -> list[Violation]:
-        return [v for v in self.violations if not v.blocking]
+        return [v for v in self.violations if not v.blocking and not v.waived]
+
+    @property
+    def waived(self) -> list[Violation]:
+        return [v for v in self.violations if v.waived]
 
     @property
     def passed(self) -> bool:
@@ -71,9 +86,10 @@ class Report:
         verdict = "PASS" if self.passed else "FAIL"
         return (f"policies {verdict} · stack {self.stack} ({self.environment}) · "
                 f"{len(self.results)} rules: {self.count('passed')} passed, "
-                f"{self.count('failed')} failed, {self.count('not-applicable')} not applicable, "
+                f"{self.count('failed')} failed, {self.count('waived')} waived, "
+                f"{self.count('not-applicable')} not applicable, "
                 f"{self.count('disabled')} disabled · {len(self.mandatory)} mandatory and "
-                f"{len(self.advisory)} advisory violations")
+                f"{len(self.advisory)} advisory violations, {len(self.waived)} waived")
 
     def as_dict(self) -> dict:
         return {

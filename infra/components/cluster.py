@@ -47,6 +47,7 @@ class Cluster(pulumi.ComponentResource):
         super().__init__("aiinfra:cluster:Cluster", f"{args.name}-cluster", None, opts)
         tags = args.tags
         self.name = args.name
+        self.version = args.version  # also the Pod Security Standards' version
         self.tags = tags
         role = aws.iam.Role(f"{args.name}-control-plane",
                             assume_role_policy=assume_role_policy("eks.amazonaws.com"),

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pulumi
 import pulumi_kubernetes as k8s
 
+from infra.components.admission import GPU_NAMESPACE, pod_security_labels
 from infra.components.base import k8s_child
 
 DEVICE_PLUGIN_CHART = "0.17.0"
@@ -15,12 +16,15 @@ ON_GPU_NODES = {"nvidia.com/gpu.present": "true"}
 
 class GpuPlumbing(pulumi.ComponentResource):
     def __init__(self, name: str, provider: pulumi.ProviderResource,
-                 depends_on: list[pulumi.Resource],
+                 depends_on: list[pulumi.Resource], *, pod_security_version: str,
                  opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:gpu:GpuPlumbing", name, None, opts)
+        # The device plugin mounts the kubelet's device-plugin socket (hostPath) and DCGM
+        # needs SYS_ADMIN: `privileged` here (as for node-exporter, and nowhere else the program
+        # creates), warned and audited at `baseline` so that what else lands here is seen.
         namespace = k8s.core.v1.Namespace(
-            f"{name}-namespace", metadata={"name": "gpu-operator", "labels": {
-                "pod-security.kubernetes.io/enforce": "privileged"}},
+            f"{name}-namespace", metadata={"name": GPU_NAMESPACE, "labels": pod_security_labels(
+                "privileged", version=pod_security_version, warn="baseline")},
             opts=k8s_child(self, provider))
         # The accelerated AMIs ship the driver and container toolkit, not the device plugin.
         k8s.helm.v3.Release(

@@ -10,6 +10,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumi_random as random
 
+from infra.components.admission import NODE_EXPORTER_NAMESPACE, pod_security_labels
 from infra.components.base import k8s_child
 from infra.config import Monitoring as MonitoringConfig
 from infra.cost.runtime import NODE_LABELS_ALLOWLIST
@@ -94,6 +95,7 @@ class MonitoringArgs:
     config: MonitoringConfig
     provider: pulumi.ProviderResource
     depends_on: list[pulumi.Resource]
+    pod_security_version: str  # the cluster's Kubernetes version
     # PrometheusRule spec and Grafana dashboard of the measured cost (infra.cost.runtime)
     cost_rules: dict | None = None
     cost_dashboard: dict | None = field(default=None)
@@ -103,9 +105,18 @@ class Monitoring(pulumi.ComponentResource):
     def __init__(self, args: MonitoringArgs, opts: pulumi.ResourceOptions | None = None) -> None:
         super().__init__("aiinfra:monitoring:Monitoring", args.name, None, opts)
         provider, config = args.provider, args.config
-        namespace = k8s.core.v1.Namespace(f"{args.name}-namespace",
-                                          metadata={"name": NAMESPACE},
-                                          opts=k8s_child(self, provider))
+        version = args.pod_security_version
+        namespace = k8s.core.v1.Namespace(
+            f"{args.name}-namespace", metadata={"name": NAMESPACE, "labels": pod_security_labels(
+                "baseline", version=version, warn="restricted")},
+            opts=k8s_child(self, provider))
+        # node-exporter reads the host (hostNetwork, hostPID, hostPath /): it alone needs
+        # `privileged`, so it runs in its own namespace and the rest of the stack at baseline.
+        node_exporter_namespace = k8s.core.v1.Namespace(
+            f"{args.name}-node-exporter-namespace", metadata={
+                "name": NODE_EXPORTER_NAMESPACE, "labels": pod_security_labels(
+                    "privileged", version=version, warn="baseline")},
+            opts=k8s_child(self, provider))
         grafana_password = random.RandomPassword(
             f"{args.name}-grafana-admin", length=32, special=False,
             opts=pulumi.ResourceOptions(parent=self))
@@ -146,15 +157,18 @@ class Monitoring(pulumi.ComponentResource):
                 "alertmanager": alertmanager,
                 # the node labels the cost rules join on (kube_node_labels)
                 "kube-state-metrics": {"metricLabelsAllowlist": [NODE_LABELS_ALLOWLIST]},
+                "prometheus-node-exporter": {"namespaceOverride": NODE_EXPORTER_NAMESPACE},
             },
-            opts=k8s_child(self, provider, depends_on=[namespace, *args.depends_on,
+            opts=k8s_child(self, provider, depends_on=[namespace, node_exporter_namespace,
+                                                       *args.depends_on,
                                                        *receiver_secret]))
         # KEDA: its operator turns each ScaledObject into an HPA and serves that HPA's metrics
         # (external.metrics.k8s.io) from its Prometheus triggers; the chart installs the
         # keda.sh CRDs. Its pods meet the restricted Pod Security Standard.
         keda_namespace = k8s.core.v1.Namespace(
-            f"{args.name}-keda-namespace", metadata={"name": KEDA_NAMESPACE, "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted"}},
+            f"{args.name}-keda-namespace", metadata={
+                "name": KEDA_NAMESPACE,
+                "labels": pod_security_labels("restricted", version=version)},
             opts=k8s_child(self, provider))
         self.keda = k8s.helm.v3.Release(
             f"{args.name}-keda", name="keda", namespace=KEDA_NAMESPACE, chart="keda",

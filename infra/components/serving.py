@@ -14,6 +14,7 @@ import pulumi_aws as aws
 import pulumi_docker_build as docker_build
 import pulumi_kubernetes as k8s
 
+from infra.components.admission import pod_security_labels
 from infra.components.autoscaling import scaled_object_spec
 from infra.components.base import child, k8s_child
 from infra.components.cluster import Cluster
@@ -103,7 +104,7 @@ class ServingWorkload(pulumi.ComponentResource):
         k8s_opts = k8s_child(self, provider, depends_on=args.depends_on)
         namespace = k8s.core.v1.Namespace(
             f"{args.name}-namespace", metadata={"name": NAMESPACE, "labels": {
-                "pod-security.kubernetes.io/enforce": "restricted", **LABELS}},
+                **pod_security_labels("restricted", version=cluster.version), **LABELS}},
             opts=k8s_opts)
         ns = namespace.metadata["name"]
         k8s.core.v1.ServiceAccount(

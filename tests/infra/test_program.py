@@ -23,7 +23,8 @@ def test_graph_builds_with_every_concern(graphs, stack: str) -> None:
     assert components == {"aiinfra:network:Network", "aiinfra:cluster:Cluster",
                           "aiinfra:nodes:NodePools", "aiinfra:gpu:GpuPlumbing",
                           "aiinfra:data:Postgres", "aiinfra:data:Redis",
-                          "aiinfra:monitoring:Monitoring", "aiinfra:serving:Serving"}
+                          "aiinfra:monitoring:Monitoring", "aiinfra:serving:Serving",
+                          "aiinfra:admission:Admission"}
     names = {r.name for r in graph.resources}
     for resource in graph.resources:
         if not resource.type.startswith("aiinfra:"):

@@ -4,10 +4,13 @@ and the helpers that turn them into rule inputs or change exactly one field."""
 from __future__ import annotations
 
 import copy
+from datetime import date
 from typing import Any
 
+from infra.components.admission import gpu_nodes, pod_security_labels
 from infra.pgtune import pgtune, rds_parameters
 from policies.core import Context, Stack, Subject
+from policies.waivers import Waivers
 
 DIGEST = "@sha256:" + "ab" * 32
 TAGS = {"env": "prod", "team": "ml-platform", "cost-center": "ml-serving-prod"}
@@ -34,6 +37,11 @@ NODE_POOL = "kubernetes:karpenter.sh/v1:NodePool"
 EC2_NODE_CLASS = "kubernetes:karpenter.k8s.aws/v1:EC2NodeClass"
 HELM_RELEASE = "kubernetes:helm.sh/v3:Release"
 SQS_QUEUE = "aws:sqs/queue:Queue"
+NAMESPACE = "kubernetes:core/v1:Namespace"
+ADMISSION_POLICY = "kubernetes:admissionregistration.k8s.io/v1:ValidatingAdmissionPolicy"
+ADMISSION_BINDING = ("kubernetes:admissionregistration.k8s.io/v1:"
+                     "ValidatingAdmissionPolicyBinding")
+TODAY = date(2026, 12, 2)  # the day every context() judges waivers on
 GPU_TAINT = {"key": "nvidia.com/gpu", "value": "true", "effect": "NoSchedule"}
 
 
@@ -239,6 +247,22 @@ def ecr_repository() -> dict:
             "imageScanningConfiguration": {"scanOnPush": True}}
 
 
+def namespace() -> dict:
+    """The serving namespace: restricted, pinned to the cluster's version."""
+    return {"apiVersion": "v1", "kind": "Namespace", "metadata": {
+        "name": "aiinfra", "labels": {**pod_security_labels("restricted", version="1.35"),
+                                      **LABELS}}}
+
+
+def admission_policy() -> dict:
+    """One of the rendered ValidatingAdmissionPolicies (GPU nodes) and, below, its binding."""
+    return gpu_nodes().policy()
+
+
+def admission_binding() -> dict:
+    return gpu_nodes().binding()
+
+
 FIXTURES = {DEPLOYMENT: deployment, SCALED_OBJECT: scaled_object, PDB: pdb,
             RDS_INSTANCE: rds_instance, RDS_PARAMETER_GROUP: rds_parameter_group,
             REPLICATION_GROUP: replication_group, EKS_CLUSTER: eks_cluster,
@@ -246,14 +270,16 @@ FIXTURES = {DEPLOYMENT: deployment, SCALED_OBJECT: scaled_object, PDB: pdb,
             PUBLIC_ACCESS_BLOCK: public_access_block, BUCKET_ENCRYPTION: bucket_encryption,
             ECR_REPOSITORY: ecr_repository, NODE_POOL: node_pool,
             EC2_NODE_CLASS: ec2_node_class, HELM_RELEASE: karpenter_release,
-            SQS_QUEUE: sqs_queue}
+            SQS_QUEUE: sqs_queue, NAMESPACE: namespace, ADMISSION_POLICY: admission_policy,
+            ADMISSION_BINDING: admission_binding}
 NAMES = {DEPLOYMENT: "serving", SCALED_OBJECT: "serving-scaled-object", HPA: "serving-hpa",
          PDB: "serving-pdb", RDS_INSTANCE: "db", RDS_PARAMETER_GROUP: "db-params",
          REPLICATION_GROUP: "cache", EKS_CLUSTER: "cluster",
          NODE_GROUP: "system", LAUNCH_TEMPLATE: "system", BUCKET: "models",
          PUBLIC_ACCESS_BLOCK: "models", BUCKET_ENCRYPTION: "models", ECR_REPOSITORY: "serving",
          NODE_POOL: "gpu-l4", EC2_NODE_CLASS: "gpu-l4-class", HELM_RELEASE: "karpenter",
-         SQS_QUEUE: "interruptions"}
+         SQS_QUEUE: "interruptions", NAMESPACE: "serving-namespace",
+         ADMISSION_POLICY: "gpu-nodes", ADMISSION_BINDING: "gpu-nodes"}
 # Properties that point at another fixture (adapters find these from ids and names).
 REFERENCE_PROPS = {RDS_INSTANCE: "parameterGroupName", NODE_GROUP: "launchTemplate",
                    PUBLIC_ACCESS_BLOCK: "bucket", BUCKET_ENCRYPTION: "bucket"}
@@ -305,4 +331,5 @@ def compliant_stack(changed: dict[str, dict] | None = None) -> Stack:
 
 
 def context(environment: str = "prod", **settings: Any) -> Context:
-    return Context(environment=environment, stack=environment, settings=settings)
+    return Context(environment=environment, stack=environment, settings=settings,
+                   waivers=Waivers(), today=TODAY)

@@ -175,3 +175,51 @@ def test_the_budget_policy_prices_the_engines_resources_as_offline(
     assert reported == [(rule.message(
         f"the projected monthly cost is ${projected:,.0f}, ${projected - 100:,.0f} "
         f"({projected / 100 - 1:.0%}) over the $100 budget"), None)]
+
+
+def test_the_clusters_admission_is_judged_through_the_engines_proxies(
+        stack_graphs: dict[str, Graph], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CEL of the rendered policies, run by the pack on what the engine hands it."""
+    monkeypatch.setattr(crossguard, "_typed_stack_config", lambda: None)
+    rule = rule_named("kubernetes-object-require-cluster-admission")
+    graph = stack_graphs["prod"]
+    kinds = ("Namespace", "Deployment", "ScaledObject", "ValidatingAdmissionPolicy",
+             "ValidatingAdmissionPolicyBinding")
+    chosen = [r for r in graph.resources if r.type.rsplit(":", 1)[-1] in kinds]
+    resources = [_policy_resource(r.type, r.name, r.inputs) for r in chosen]
+    assert _validate(POLICIES[rule.name], StackValidationArgs(resources,
+                                                              {"environment": "prod"})) == []
+    deployment = next(r for r in chosen if r.name == "aiinfra-prod-serving-deployment")
+    untolerated = mutate(deployment.inputs, "spec.template.spec.tolerations", [])
+    resources = [_policy_resource(r.type, r.name, untolerated if r is deployment else r.inputs)
+                 for r in chosen]
+    [(message, urn)] = _validate(POLICIES[rule.name],
+                                 StackValidationArgs(resources, {"environment": "prod"}))
+    assert message == rule.message(
+        "Deployment aiinfra/aiinfra-serving: refused by ValidatingAdmissionPolicy "
+        "aiinfra-gpu-nodes: the pod requests nvidia.com/gpu but does not tolerate the "
+        "nvidia.com/gpu:NoSchedule taint")
+    assert urn.endswith("::aiinfra-prod-serving-deployment")
+
+
+def test_an_object_unknown_during_a_preview_is_left_for_the_update(
+        stack_graphs: dict[str, Graph], monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi_policy import proxy  # noqa: PLC0415
+
+    from policies.kubernetes._admission import UNKNOWNS  # noqa: PLC0415
+
+    assert {getattr(proxy, name) for name in dir(proxy)
+            if name.startswith("UNKNOWN_") and name.endswith("_VALUE")} == UNKNOWNS
+    monkeypatch.setattr(crossguard, "_typed_stack_config", lambda: None)
+    rule = rule_named("kubernetes-object-require-cluster-admission")
+    graph = stack_graphs["prod"]
+    chosen = [r for r in graph.resources if r.type.rsplit(":", 1)[-1] in (
+        "Namespace", "Deployment", "ValidatingAdmissionPolicy",
+        "ValidatingAdmissionPolicyBinding")]
+    deployment = next(r for r in chosen if r.name == "aiinfra-prod-serving-deployment")
+    building = mutate(mutate(deployment.inputs, "spec.template.spec.tolerations", []),
+                      "spec.template.spec.containers.0.image", UNKNOWN_STRING_VALUE)
+    resources = [_policy_resource(r.type, r.name, building if r is deployment else r.inputs)
+                 for r in chosen]
+    assert _validate(POLICIES[rule.name], StackValidationArgs(resources,
+                                                              {"environment": "prod"})) == []

@@ -29,7 +29,10 @@ def test_dev_is_advisory_but_for_its_security_floor_and_prod_is_mandatory() -> N
     assert {name for name, level in dev_levels.items() if level == "mandatory"} == {
         "aws-rds-instance-disallow-public-access", "aws-rds-instance-enable-storage-encryption",
         "aws-elasticache-replicationgroup-require-auth", "aws-s3-bucket-block-public-access",
-        "kubernetes-workload-disallow-privilege-escalation"}
+        "kubernetes-workload-disallow-privilege-escalation",
+        # Fixed: the cluster refuses in dev too, and a lapsed waiver fails everywhere.
+        "kubernetes-object-require-cluster-admission",
+        "pack-waiver-require-valid-unexpired-entries"}
     assert {level_of(rule, prod) for rule in all_rules()} == {"mandatory"}
     assert {level_of(rule, pack_config("staging")) for rule in all_rules()} == {"mandatory"}
 
@@ -41,6 +44,14 @@ def test_a_rules_own_entry_beats_all_which_beats_its_default() -> None:
     assert level_of(RULE, {"all": "advisory",
                            RULE.name: {"enforcementLevel": "remediate"}}) == "remediate"
     assert level_of(RULE, {RULE.name: {"minimumInstanceTypes": 4}}) == "mandatory"
+
+
+@pytest.mark.parametrize("name", ["kubernetes-object-require-cluster-admission",
+                                  "pack-waiver-require-valid-unexpired-entries"])
+def test_a_fixed_level_is_not_lowered_by_any_config(name: str) -> None:
+    rule = rule_named(name)
+    assert rule.fixed_level
+    assert level_of(rule, {"all": "advisory", name: "disabled"}) == "mandatory"
 
 
 def test_settings_come_from_the_rules_entry_without_its_level() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from infra.components.admission import pod_security_labels
 from policies.core import NotApplicable, Stack
 from policies.registry import rule_named
 from tests.policies.cases import messages, mutated_messages
@@ -12,6 +13,7 @@ from tests.policies.fixtures import (
     DELETE,
     DEPLOYMENT,
     HPA,
+    NAMESPACE,
     PDB,
     SCALED_OBJECT,
     compliant_stack,
@@ -22,6 +24,9 @@ from tests.policies.fixtures import (
     pdb,
     scaled_object,
     subject,
+)
+from tests.policies.fixtures import (
+    namespace as namespace_props,
 )
 
 POD = "spec.template.spec"
@@ -107,7 +112,43 @@ CASES = [
      "spec.idleReplicaCount", 0, "prod",
      ["ScaledObject aiinfra/aiinfra-serving has idleReplicaCount 0, below 2 (KEDA scales to "
       "it while no trigger is active)"]),
+    ("kubernetes-core-v1-namespace-require-pod-security-labels", NAMESPACE, "metadata.labels",
+     {"app.kubernetes.io/name": "aiinfra-serving"}, "prod",
+     ["Namespace aiinfra has no pod-security.kubernetes.io/enforce label of privileged, "
+      "baseline, restricted"]),
+    ("kubernetes-core-v1-namespace-require-pod-security-labels", NAMESPACE, "metadata.labels",
+     pod_security_labels("baseline", version="1.35"), "prod",
+     ["Namespace aiinfra enforces baseline, not restricted"]),
+    ("kubernetes-core-v1-namespace-require-pod-security-labels", NAMESPACE, "metadata.labels",
+     {"pod-security.kubernetes.io/enforce": "restricted"}, "dev",
+     ["Namespace aiinfra does not pin pod-security.kubernetes.io/enforce-version (the "
+      "standard would change with the control plane)"]),
+    ("kubernetes-core-v1-namespace-require-pod-security-labels", NAMESPACE, "metadata.name",
+     "batch", "prod", []),  # restricted is fine anywhere
+    ("kubernetes-object-require-cluster-admission", DEPLOYMENT, f"{POD}.tolerations", [],
+     "prod",
+     [f"{WORKLOAD}: refused by ValidatingAdmissionPolicy aiinfra-gpu-nodes: the pod requests "
+      "nvidia.com/gpu but does not tolerate the nvidia.com/gpu:NoSchedule taint"]),
+    ("kubernetes-object-require-cluster-admission", DEPLOYMENT, "metadata.namespace",
+     "kube-system", "prod", []),  # node agents' namespace: the binding leaves it out
 ]
+
+
+def test_privileged_is_allowed_only_in_the_node_agent_namespaces_and_audited_there() -> None:
+    rule = rule_named("kubernetes-core-v1-namespace-require-pod-security-labels")
+    privileged = pod_security_labels("privileged", version="1.35", warn="baseline")
+    gpu = mutate(mutate(namespace_props(), "metadata.name", "gpu-operator"), "metadata.labels",
+                 privileged)
+    assert messages(rule, NAMESPACE, gpu) == []
+    unaudited = mutate(gpu, "metadata.labels", pod_security_labels("privileged",
+                                                                   version="1.35"))
+    assert messages(rule, NAMESPACE, unaudited) == [
+        rule.message("Namespace gpu-operator enforces privileged without "
+                     f"pod-security.kubernetes.io/{mode} at baseline or restricted")
+        for mode in ("warn", "audit")]
+    elsewhere = mutate(gpu, "metadata.name", "batch")
+    assert messages(rule, NAMESPACE, elsewhere) == [rule.message(
+        "Namespace batch enforces privileged; only gpu-operator, node-exporter may")]
 
 
 def test_the_message_says_what_why_and_how() -> None:

@@ -49,6 +49,7 @@ def test_every_rule_says_what_why_how_and_how_bad(rule: Rule) -> None:
     assert rule.severity in ("low", "medium", "high", "critical")
     assert rule.enforcement_level == "mandatory"
     assert rule.tags
+    assert rule.waivable or rule.fixed_level, "an unwaivable rule must not be lowered either"
 
 
 @pytest.mark.parametrize("rule", RESOURCE_RULES, ids=_ids(RESOURCE_RULES))
@@ -75,6 +76,7 @@ def test_every_rule_has_a_one_field_mutation_case() -> None:
     covered = {case[0] for case in (test_kubernetes_rules.CASES + test_karpenter_rules.CASES
                                     + test_aws_rules.CASES)}
     covered.add("cost-stack-keep-monthly-cost-within-budget")  # test_cost.py
+    covered.add("pack-waiver-require-valid-unexpired-entries")  # test_waivers.py
     assert covered == {rule.name for rule in RULES}
 
 

@@ -22,6 +22,8 @@ BAD_RULES = {
     "cost-stack-keep-monthly-cost-within-budget",
     "kubernetes-karpenter-sh-v1-nodepool-require-gpu-baseline-capacity",
     "kubernetes-workload-pin-images-by-digest",
+    # The same unpinned image, refused by the cluster's aiinfra-image-digests policy.
+    "kubernetes-object-require-cluster-admission",
 }
 BAD_IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/aiinfra-prod-serving-image:0.1.0"
 
@@ -43,7 +45,9 @@ def test_prod_applies_every_rule_and_passes_all_of_them(stack_graphs: dict[str, 
 def test_dev_reports_at_the_levels_of_its_config(stack_graphs: dict[str, Graph]) -> None:
     report = check_graph(stack_graphs["dev"])
     levels = Counter(result.level for result in report.results)
-    assert levels == {"advisory": len(all_rules()) - 5, "mandatory": 5}
+    fixed = sum(1 for rule in all_rules() if rule.fixed_level)
+    assert fixed == 2
+    assert levels == {"advisory": len(all_rules()) - 5 - fixed, "mandatory": 5 + fixed}
     not_applicable = {r.rule.name for r in report.results if r.status == "not-applicable"}
     assert not_applicable == {rule.name for rule in all_rules() if rule.environments}
 
@@ -62,6 +66,9 @@ def test_the_bad_stack_fails_with_the_listed_violations(bad_graph: Graph) -> Non
     assert by_rule["kubernetes-workload-pin-images-by-digest"] == [
         f"Deployment aiinfra/aiinfra-serving: container 'server' image '{BAD_IMAGE}' is not "
         "pinned by digest"]
+    assert by_rule["kubernetes-object-require-cluster-admission"] == [
+        "Deployment aiinfra/aiinfra-serving: refused by ValidatingAdmissionPolicy "
+        "aiinfra-image-digests: every image is pinned by digest (name:tag@sha256:...)"]
     [over_budget] = by_rule["cost-stack-keep-monthly-cost-within-budget"]
     assert over_budget.startswith("the projected monthly cost is $")
     assert over_budget.endswith("over the $500 budget")
