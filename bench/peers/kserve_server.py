@@ -12,13 +12,8 @@ import uuid
 
 import kserve
 import torch
+from artifact import load  # beside this script: run by path, not as a package
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
-
-
-def load(artifact: str) -> torch.nn.Module:
-    if artifact.endswith(".pt2"):
-        return torch.export.load(artifact).module()
-    return torch.jit.load(artifact, map_location="cpu").eval()
 
 
 class V2Model(kserve.Model):

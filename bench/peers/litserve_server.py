@@ -11,12 +11,7 @@ import argparse
 import litserve as ls
 import numpy as np
 import torch
-
-
-def load(artifact: str) -> torch.nn.Module:
-    if artifact.endswith(".pt2"):
-        return torch.export.load(artifact).module()
-    return torch.jit.load(artifact, map_location="cpu").eval()
+from artifact import load  # beside this script: run by path, not as a package
 
 
 class V2Api(ls.LitAPI):

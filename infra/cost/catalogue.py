@@ -42,14 +42,13 @@ def _iso_date(value: object) -> object:
     return value
 
 
-class Price(BaseModel):
+class _Dated(BaseModel):
+    """An entry that says when it was true and where it comes from."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    usd: float = Field(gt=0, description="never 0: a free or unknown item has no entry")
-    unit: Unit
     date: dt.date
     source: str
-    note: str | None = None
 
     @field_validator("date", mode="before")
     @classmethod
@@ -57,20 +56,17 @@ class Price(BaseModel):
         return _iso_date(value)
 
 
-class Gap(BaseModel):
-    """A key left out on purpose: why there is no price for it."""
+class Price(_Dated):
+    usd: float = Field(gt=0, description="never 0: a free or unknown item has no entry")
+    unit: Unit
+    note: str | None = None
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+
+class Gap(_Dated):
+    """A key left out on purpose: why there is no price for it."""
 
     status: Literal["not-offered", "no-current-price"]
     reason: str = Field(min_length=20)
-    date: dt.date
-    source: str
-
-    @field_validator("date", mode="before")
-    @classmethod
-    def _iso(cls, value: object) -> object:
-        return _iso_date(value)
 
     @property
     def label(self) -> str:
@@ -80,20 +76,11 @@ class Gap(BaseModel):
 SpotBand = Literal["<5%", "5-10%", "10-15%", "15-20%", ">20%"]
 
 
-class SpotAdvice(BaseModel):
+class SpotAdvice(_Dated):
     """AWS Spot Instance Advisor's figures for one instance type (not a price)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     band: SpotBand
     savings_percent: int = Field(ge=0, le=100)
-    date: dt.date
-    source: str
-
-    @field_validator("date", mode="before")
-    @classmethod
-    def _iso(cls, value: object) -> object:
-        return _iso_date(value)
 
 
 class Catalogue(BaseModel):

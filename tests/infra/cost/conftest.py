@@ -3,11 +3,15 @@ by hand in the tests."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from typer.testing import CliRunner
 
 from infra.config import parse_stack_config
 from infra.cost.catalogue import parse_catalogue
 from infra.render import Graph, Resource
+from infra.render import render as real_render
 
 SOURCE = {"ref": "https://example.invalid/prices-for-tests", "description": "test figures"}
 
@@ -138,3 +142,14 @@ def fixture_resources() -> list[Resource]:
 @pytest.fixture
 def fixture_graph() -> Graph:
     return Graph("dev", stack_config(), fixture_resources())
+
+
+@pytest.fixture
+def runner(graphs, monkeypatch) -> CliRunner:
+    """The session's rendered stacks stand in for rendering again (a temp project renders)."""
+
+    def render(stack: str, root: Path | None = None):
+        return graphs[stack] if root is None and stack in graphs else real_render(stack, root)
+
+    monkeypatch.setattr("infra.render.render", render)
+    return CliRunner()

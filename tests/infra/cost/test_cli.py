@@ -8,25 +8,12 @@ from pathlib import Path
 
 import pytest
 import yaml
-from typer.testing import CliRunner
 
 from aiinfra.cli import app
 from infra.cost import estimate
 from infra.cost.usage import load_usage
-from infra.render import render as real_render
 
 ROOT = Path(__file__).resolve().parents[3]
-
-
-@pytest.fixture
-def runner(graphs, monkeypatch) -> CliRunner:
-    """The session's rendered stacks stand in for rendering again (a temp project renders)."""
-
-    def render(stack: str, root: Path | None = None):
-        return graphs[stack] if root is None and stack in graphs else real_render(stack, root)
-
-    monkeypatch.setattr("infra.render.render", render)
-    return CliRunner()
 
 
 def test_table(runner) -> None:

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
 from aiinfra.cli import app
 from infra.config import ConfigError, parse_stack_config
@@ -15,7 +14,6 @@ from infra.cost import estimate
 from infra.cost.diff import diff_markdown, diff_reports
 from infra.cost.thresholds import Threshold, ThresholdError, assess
 from infra.cost.usage import load_usage
-from infra.render import render as real_render
 from infra.render import stack_values
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -89,15 +87,6 @@ def test_markdown_opens_with_the_verdict(fixture_graph, catalogue) -> None:
     assert second.startswith("Monthly cost will change by **+$386.60** (+11.6%)")
     assert "exit code 3" in text
     assert "| unchanged |" not in text  # only changed lines
-
-
-@pytest.fixture
-def runner(graphs, monkeypatch) -> CliRunner:
-    def render(stack: str, root: Path | None = None):
-        return graphs[stack] if root is None and stack in graphs else real_render(stack, root)
-
-    monkeypatch.setattr("infra.render.render", render)
-    return CliRunner()
 
 
 def totals(graphs, stack: str) -> float:
