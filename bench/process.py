@@ -57,7 +57,10 @@ class Server:
             os.killpg(self.process.pid, signal.SIGKILL)
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
-        """Send ``sig`` (a drain, by default) and wait; kill if it does not exit in time."""
+        """Send ``sig`` (a drain, by default) and wait; kill if it does not exit in time.
+        Whatever of its process group is still running once it has exited is killed: a
+        server whose first process exits while its children go on (LitServe's) would
+        otherwise take CPU from everything measured after it."""
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
@@ -66,6 +69,7 @@ class Server:
             self.kill()
             return self.process.wait(10)
         finally:
+            self.kill()
             if self._owned_log:
                 with suppress(OSError):
                     self.log_path.unlink()

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -12,6 +15,7 @@ from bench import wrk
 from bench.compare import run_compare
 from bench.floor import create_floor_app
 from bench.peers import PEERS, parse_peers
+from bench.process import Server
 
 
 def test_a_wrk_summary_becomes_a_load_result() -> None:
@@ -108,3 +112,33 @@ def test_compare_with_wrk_measures_every_side_and_the_floor(scale_repository, mo
         result["aiinfra"]["rps"] / result["floor"]["rps"])
     assert ratios["rps_aiinfra_w2_vs_aiinfra"] == pytest.approx(
         result["aiinfra_w2"]["rps"] / result["aiinfra"]["rps"])
+
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_stopping_a_server_leaves_nothing_of_it_running(tmp_path) -> None:
+    """A server whose first process exits on SIGTERM while its children go on (LitServe's
+    does) must not leave them running through the sides measured after it."""
+    child_pid = tmp_path / "child.pid"
+    script = (f"sleep 300 & echo $! > {child_pid}.tmp; mv {child_pid}.tmp {child_pid}; "
+              "trap 'exit 0' TERM; while true; do sleep 0.05; done")
+    process = subprocess.Popen(["bash", "-c", script], start_new_session=True)
+    server = Server(process, "http://127.0.0.1:1", tmp_path / "log")
+    deadline = time.monotonic() + 10
+    while not child_pid.exists():
+        assert time.monotonic() < deadline, "the child never started"
+        time.sleep(0.01)
+    child = int(child_pid.read_text())
+    assert _alive(child)
+    assert server.stop(signal.SIGTERM, timeout=10) == 0
+    deadline = time.monotonic() + 5
+    while _alive(child) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not _alive(child), "the server's child outlived it"
