@@ -113,13 +113,15 @@ async def _handle(rt: Runtime, model_name: str, model_version: str | None, recei
             raise ModelNotFound(f"model '{model_name}' is not in the repository")
         version = parse_version(model_version)
         # Refused before reading: a refusal never waits behind the reading and decoding of
-        # its own body, or other requests'. The server discards the unread body in its HTTP
-        # parser and keeps the connection (closing a socket with unread data would reset it,
-        # and the client could lose this answer). A small body came with the headers: it is
-        # read and judged with its own rows and timeout below.
+        # its own body, or other requests'. The connection is then closed after the answer:
+        # under overload, receiving the unread bodies of refused requests only to discard
+        # them took most of the event loop (docs/BENCHMARKS.md); closed, the kernel drops
+        # them. A small body came with the headers: it is read and judged with its own rows
+        # and timeout below.
         if ((declared is None or declared > EARLY_REFUSAL_BYTES)
                 and (loaded := rt.registry.loaded(model_name)) is not None
                 and (early := loaded.early_refusal(version)) is not None):
+            early.headers["connection"] = "close"
             raise early
         limit = rt.settings.max_request_bytes
         body = await read_body(receive, limit, declared)
