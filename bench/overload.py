@@ -43,7 +43,7 @@ def _refused(run: dict) -> dict | None:
     if not by_status:
         return None
     counts = sum(v["count"] for v in by_status.values())
-    # weighted by count across refusal statuses (in practice one: 503 or 429)
+    # the slowest refusal status (in practice there is one: 503, or 429 by setting)
     return {"count": counts,
             "p50_ms": max(v["p50_ms"] for v in by_status.values()),
             "p99_ms": max(v["p99_ms"] for v in by_status.values())}

@@ -7,12 +7,11 @@ Runs in its own virtual environment (``bench.peers``): torch, numpy and KServe o
 
 from __future__ import annotations
 
-import argparse
 import uuid
 
 import kserve
 import torch
-from artifact import load  # beside this script: run by path, not as a package
+from artifact import arguments, load  # beside this script: run by path, not as a package
 from kserve.protocol.infer_type import InferOutput, InferRequest, InferResponse
 
 
@@ -38,11 +37,7 @@ class V2Model(kserve.Model):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--artifact", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--port", type=int, required=True)
+    parser = arguments(__doc__)
     args = parser.parse_args()
     model = V2Model(args.model, args.artifact, args.output)
     model.load()

@@ -6,12 +6,10 @@ Runs in its own virtual environment (``bench.peers``): torch, numpy and LitServe
 
 from __future__ import annotations
 
-import argparse
-
 import litserve as ls
 import numpy as np
 import torch
-from artifact import load  # beside this script: run by path, not as a package
+from artifact import arguments, load  # beside this script: run by path, not as a package
 
 
 class V2Api(ls.LitAPI):
@@ -44,11 +42,7 @@ class V2Api(ls.LitAPI):
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--artifact", required=True)
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--output", required=True)
-    parser.add_argument("--port", type=int, required=True)
+    parser = arguments(__doc__)
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--batch-timeout", type=float, default=0.005)
     args = parser.parse_args()

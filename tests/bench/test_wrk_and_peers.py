@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from fastapi.testclient import TestClient
 from bench import wrk
 from bench.compare import run_compare
 from bench.floor import create_floor_app
-from bench.peers import PEERS, parse_peers
+from bench.peers import HERE, PEERS, parse_peers
 from bench.process import Server
 
 
@@ -54,7 +53,7 @@ def test_peers_are_pinned_and_named() -> None:
         parse_peers("triton")
     for peer in PEERS.values():
         assert peer.version  # a result names the version it measured
-        assert (Path(sys.modules["bench.peers"].__file__).parent / peer.script).is_file()
+        assert (HERE / peer.script).is_file()
 
 
 @pytest.mark.slow
