@@ -80,10 +80,10 @@ class RequestSeries:
     and hashes the labels, which the infer path would otherwise pay several times a request
     (an outcome's series still appears only once it happened)."""
 
-    __slots__ = ("_metrics", "_label", "in_flight", "_answered")
+    __slots__ = ("_metrics", "_label", "_protocol", "in_flight", "_answered")
 
-    def __init__(self, metrics: ServingMetrics, label: str) -> None:
-        self._metrics, self._label = metrics, label
+    def __init__(self, metrics: ServingMetrics, label: str, protocol: str) -> None:
+        self._metrics, self._label, self._protocol = metrics, label, protocol
         self.in_flight = metrics.in_flight.labels(label)
         self._answered: dict[str, tuple] = {}
 
@@ -93,8 +93,8 @@ class RequestSeries:
         bound = self._answered.get(outcome)
         if bound is None:
             bound = self._answered[outcome] = (
-                self._metrics.requests.labels(self._label, outcome),
-                self._metrics.request_seconds.labels(self._label, outcome))
+                self._metrics.requests.labels(self._label, outcome, self._protocol),
+                self._metrics.request_seconds.labels(self._label, outcome, self._protocol))
         if count:
             bound[0].inc()
         bound[1].observe(seconds)
@@ -105,11 +105,11 @@ class ServingMetrics:
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry if registry is not None else CollectorRegistry()
-        self._series: dict[str, RequestSeries] = {}
+        self._series: dict[tuple[str, str], RequestSeries] = {}
         r = self.registry
         self.requests = Counter(
-            "aiinfra_inference_requests", "Inference requests by outcome (a request may carry a "
-            "batch)", ["model", "outcome"], registry=r)
+            "aiinfra_inference_requests", "Inference requests by outcome and protocol (http or "
+            "grpc; a request may carry a batch)", ["model", "outcome", "protocol"], registry=r)
         self.inferences = Counter(
             "aiinfra_inferences", "Inferences executed (samples; a batch of n counts n)",
             ["model"], registry=r)
@@ -119,8 +119,8 @@ class ServingMetrics:
             "aiinfra_rejections", "Requests refused, by reason", ["model", "reason"], registry=r)
         self.request_seconds = Histogram(
             "aiinfra_request_duration_seconds", "Time from request received to response ready, "
-            "by outcome (success, failure, cancelled)",
-            ["model", "outcome"], buckets=LATENCY_BUCKETS, registry=r)
+            "by outcome (success, failure, cancelled) and protocol (http, grpc)",
+            ["model", "outcome", "protocol"], buckets=LATENCY_BUCKETS, registry=r)
         self.queue_seconds = Histogram(
             "aiinfra_queue_duration_seconds", "Time a request waited in the model's queue",
             ["model"], buckets=LATENCY_BUCKETS, registry=r)
@@ -185,13 +185,13 @@ class ServingMetrics:
         if not multiprocess_dir():
             GpuCollector.register_if_available(r)
 
-
-    def series(self, label: str) -> RequestSeries:
-        """The model's per-request series (created once per label)."""
-        bound = self._series.get(label)
+    def series(self, label: str, protocol: str = "http") -> RequestSeries:
+        """The model's per-request series over one protocol (created once per pair)."""
+        bound = self._series.get((label, protocol))
         if bound is None:
-            bound = self._series[label] = RequestSeries(self, label)
+            bound = self._series[(label, protocol)] = RequestSeries(self, label, protocol)
         return bound
+
     def render(self) -> tuple[bytes, str]:
         """The exposition text; merges all workers' values in multiprocess mode."""
         if directory := multiprocess_dir():

@@ -123,9 +123,9 @@ class Runtime:
             return ""
         return name
 
-    def count_failure(self, label: str, error: ServingError) -> None:
+    def count_failure(self, label: str, error: ServingError, protocol: str = "http") -> None:
         """One failed request; a refusal (an error with a ``reason``) is counted as one too."""
-        self.metrics.requests.labels(label, "failure").inc()
+        self.metrics.requests.labels(label, "failure", protocol).inc()
         if error.reason is not None:
             self.metrics.rejections.labels(label, error.reason).inc()
 

@@ -21,6 +21,17 @@ def version_number(text: str) -> int | None:
     return number if number <= MAX_VERSION else None
 
 
+def parse_version(value: str | None) -> int | None:
+    """A request's model version: None (the latest) or its number; else ``ModelNotFound``."""
+    if value is None:
+        return None
+    number = version_number(value)
+    if number is None:
+        raise ModelNotFound(f"model version {value!r} is not a version number "
+                            f"(0 to {MAX_VERSION})")
+    return number
+
+
 @dataclass(frozen=True)
 class ModelVersion:
     model: str

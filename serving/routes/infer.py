@@ -11,15 +11,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import time
 
 from serving import tracing
-from serving.errors import ClientDisconnected, ModelNotFound, RequestCancelled, ServingError
-from serving.inference import run_inference
-from serving.predlog.records import status_of
-from serving.protocol import HEADER_LENGTH, decode_request, encode_response
+from serving.errors import ClientDisconnected, RequestCancelled, ServingError
+from serving.lifecycle import serve_infer
+from serving.protocol import HEADER_LENGTH, InferRequest, decode_request, encode_response
 from serving.routes.body import declared_length, read_body
-from serving.routes.deps import parse_version
 from serving.routes.encoding import choose as choose_encoding
 from serving.routes.encoding import compress, inflate
 from serving.routes.errors import render_error, render_internal_error, render_serving_error
@@ -72,7 +69,6 @@ INFER_PATH = re.compile(r"/v2/models/([^/]+)(?:/versions/([^/]+))?/infer")
 _HEADER_LENGTH = HEADER_LENGTH.lower().encode("latin-1")  # ASGI header names are lower case
 
 
-_UNTRACED = tracing.RequestTrace()
 # Bodies above this size are judged for refusal before they are read (uvicorn buffers up to
 # 64 KiB of a body before the application asks for it).
 EARLY_REFUSAL_BYTES = 64 * 1024
@@ -82,36 +78,10 @@ async def handle_infer(rt: Runtime, model_name: str, model_version: str | None, 
                        declared: int | None, header_length: str | None,
                        content_encoding: str | None = None, traceparent: str | None = None,
                        tracestate: str | None = None) -> tuple[bytes, dict[str, str]]:
-    """Decode, batch and encode one request; raises ``ServingError`` subclasses. With
-    tracing on, inside an ``infer`` span continuing the caller's ``traceparent``."""
-    if not tracing.enabled():
-        return await _handle(rt, model_name, model_version, receive, declared, header_length,
-                             content_encoding, _UNTRACED)
-    with tracing.request_span(model_name, traceparent, tracestate) as trace:
-        return await _handle(rt, model_name, model_version, receive, declared, header_length,
-                             content_encoding, trace)
+    """Read, decode, batch and encode one HTTP request (``serving.lifecycle``); raises
+    ``ServingError`` subclasses."""
 
-
-def _decode(body: bytes, content_encoding: str | None, limit: int, header_length: str | None):
-    return decode_request(inflate(body, content_encoding, limit), header_length)
-
-
-async def _handle(rt: Runtime, model_name: str, model_version: str | None, receive,
-                  declared: int | None, header_length: str | None,
-                  content_encoding: str | None, trace: tracing.RequestTrace
-                  ) -> tuple[bytes, dict[str, str]]:
-    started = time.perf_counter()
-    created_at = time.time()
-    label = model_name if rt.registry.loaded(model_name) else rt.model_label(model_name)
-    series = rt.metrics.series(label)
-    in_flight = series.in_flight
-    in_flight.inc()
-    version = request = result = failure = None
-    outcome = "failure"
-    try:
-        if not label:
-            raise ModelNotFound(f"model '{model_name}' is not in the repository")
-        version = parse_version(model_version)
+    async def read(version: int | None, trace: tracing.RequestTrace) -> InferRequest:
         # Refused before reading: a refusal never waits behind the reading and decoding of
         # its own body, or other requests'. The connection is then closed after the answer:
         # under overload, receiving the unread bodies of refused requests only to discard
@@ -126,76 +96,20 @@ async def _handle(rt: Runtime, model_name: str, model_version: str | None, recei
         limit = rt.settings.max_request_bytes
         body = await read_body(receive, limit, declared)
         if trace.span is None:
-            request = _decode(body, content_encoding, limit, header_length)
-        else:
-            with trace.child("decode"):
-                request = _decode(body, content_encoding, limit, header_length)
-        async with rt.registry.use(model_name) as model, _CancelledOnDisconnect(receive):
-            result = await run_inference(model, version, request, rt.cache,
-                                         trace if trace.span is not None else None)
-        content, headers = encode_response(model_name, str(result.version), request.id,
-                                           result.outputs)
-        outcome = "success"
-    except ServingError as error:
-        rt.count_failure(label, error)
-        failure = error
-        raise
-    except ClientDisconnected:
-        label = ""  # the client left before sending its request: nothing to log
-        raise
-    except RequestCancelled as error:  # the client left while its request waited
-        outcome, failure = "cancelled", error
-        raise
-    except asyncio.CancelledError:  # the server gave up on it (shutdown's grace ran out)
-        outcome, failure = "cancelled", RequestCancelled("cancelled by the server")
-        raise
-    except Exception as error:  # a bug, not a refusal: still a failed request to count
-        failure = error
-        raise
-    finally:
-        in_flight.dec()
-        elapsed = time.perf_counter() - started
-        if trace.span is not None:
-            _finish_trace(trace, outcome, failure, result)
-        if label:  # every outcome is counted and timed (a refusal was counted above)
-            series.answered(outcome, elapsed, count=outcome != "failure"
-                            or not isinstance(failure, ServingError))
-            if outcome != "cancelled":
-                _answered(rt, model_name, version, result, outcome == "success", elapsed)
-        if rt.predlog is not None and label:
-            rt.predlog.record(created_at=created_at, model=model_name,
-                              status=status_of(failure), latency_s=elapsed,
-                              request=request, result=result, version=version)
-    return content, headers
+            return _decode(body, content_encoding, limit, header_length)
+        with trace.child("decode"):
+            return _decode(body, content_encoding, limit, header_length)
+
+    def encode(request: InferRequest, result) -> tuple[bytes, dict[str, str]]:
+        return encode_response(model_name, str(result.version), request.id, result.outputs)
+
+    return await serve_infer(rt, model_name, model_version, protocol="http", read=read,
+                             encode=encode, guard=lambda: _CancelledOnDisconnect(receive),
+                             traceparent=traceparent, tracestate=tracestate)
 
 
-def _finish_trace(trace: tracing.RequestTrace, outcome: str, failure, result) -> None:
-    """The request's ``queue`` and ``compute`` spans (from its batch's timings) and outcome."""
-    if result is not None:
-        stats = result.batch
-        if stats.taken_at is not None and stats.queue_s is not None:
-            trace.past("queue", stats.taken_at - stats.queue_s, stats.taken_at)
-            if stats.compute_s is not None:
-                trace.past("compute", stats.taken_at, stats.taken_at + stats.compute_s,
-                           **{"aiinfra.batch.rows": stats.batch_rows or 0})
-        trace.set(**{"aiinfra.version": str(result.version),
-                     "aiinfra.cached_rows": result.cached_rows})
-    trace.set(**{"aiinfra.outcome": outcome})
-    if failure is not None:
-        trace.fail(failure)
-
-
-def _answered(rt: Runtime, name: str, version: int | None, result, ok: bool,
-              elapsed: float) -> None:
-    """The statistics extension's success/fail for the version that answered (or would
-    have: the one asked for, else the latest loaded)."""
-    if result is not None:
-        served = result.version
-    elif (loaded := rt.registry.loaded(name)) is not None:
-        served = version if version in loaded.batchers else loaded.latest
-    else:
-        return  # not loaded: no version to count against
-    rt.registry.statistics.of(name, served).answered(ok, elapsed)
+def _decode(body: bytes, content_encoding: str | None, limit: int, header_length: str | None):
+    return decode_request(inflate(body, content_encoding, limit), header_length)
 
 
 class InferFastPath:

@@ -25,6 +25,8 @@ from tests.support.models import SCALE_CONFIG, write_model
 
 make_rig = test_batcher.make_rig  # the batcher tests' fixture
 
+HTTP = {"protocol": "http"}  # the transport label of requests sent over HTTP
+
 
 # -- the service-time model --------------------------------------------------------------
 def test_service_times_average_each_batch_size_and_fill_in_the_rest() -> None:
@@ -222,7 +224,7 @@ def test_a_refusal_is_answered_before_its_body_is_read(make_client, budget_repos
     assert registry.get_sample_value("aiinfra_rejections_total",
                                      {"model": "scale", "reason": "deadline"}) == 1
     assert registry.get_sample_value("aiinfra_inference_requests_total",
-                                     {"model": "scale", "outcome": "failure"}) == 1
+                                     {"model": "scale", "outcome": "failure", **HTTP}) == 1
     # idle again: the next request is admitted, whatever the slow estimate
     assert client.post("/v2/models/scale/infer", json=infer_body(1)).status_code == 200
 

@@ -24,6 +24,8 @@ WAIT_S = 5.0
 T = TypeVar("T")
 ROWS = (1, 3, 1, 3, 1)  # the rows of the sequential successful requests
 
+HTTP = {"protocol": "http"}  # the transport label of requests sent over HTTP
+
 
 def infer_body(rows: int, width: int = 4, start: float = 0.0) -> dict:
     data = (np.arange(rows * width, dtype=np.float32) + start).tolist()
@@ -118,17 +120,17 @@ def test_metrics_count_every_request_batch_and_rejection(make_client, small_queu
     executions = len(ROWS) + 2  # the two queued requests ran as one batch
     scale_ = {"model": "scale"}
     expected = [
-        ("aiinfra_inference_requests_total", {**scale_, "outcome": "success"}, successes),
-        ("aiinfra_inference_requests_total", {**scale_, "outcome": "failure"}, 2),
-        ("aiinfra_inference_requests_total", {"model": "", "outcome": "failure"}, 1),
+        ("aiinfra_inference_requests_total", {**scale_, "outcome": "success", **HTTP}, successes),
+        ("aiinfra_inference_requests_total", {**scale_, "outcome": "failure", **HTTP}, 2),
+        ("aiinfra_inference_requests_total", {"model": "", "outcome": "failure", **HTTP}, 1),
         ("aiinfra_inferences_total", scale_, samples),
         ("aiinfra_executions_total", scale_, executions),
         ("aiinfra_batch_size_count", scale_, executions),
         ("aiinfra_batch_size_sum", scale_, samples),
         ("aiinfra_batch_size_bucket", {**scale_, "le": "2.0"}, executions - 2),  # two of 3 rows
-        ("aiinfra_request_duration_seconds_count", {**scale_, "outcome": "success"},
+        ("aiinfra_request_duration_seconds_count", {**scale_, "outcome": "success", **HTTP},
          successes),
-        ("aiinfra_request_duration_seconds_count", {**scale_, "outcome": "failure"}, 2),
+        ("aiinfra_request_duration_seconds_count", {**scale_, "outcome": "failure", **HTTP}, 2),
         ("aiinfra_queue_duration_seconds_count", scale_, successes),
         ("aiinfra_compute_duration_seconds_count", scale_, executions),
         ("aiinfra_rejections_total", {**scale_, "reason": "invalid"}, 1),
@@ -228,30 +230,30 @@ def test_a_request_expiring_in_the_queue_counts_as_a_timeout_refusal(
 
     assert sample("aiinfra_rejections_total", reason="timeout") == 1
     assert sample("aiinfra_rejections_total", reason="queue_full") == 0
-    assert sample("aiinfra_inference_requests_total", outcome="failure") == 1
-    assert sample("aiinfra_inference_requests_total", outcome="success") == 1
+    assert sample("aiinfra_inference_requests_total", outcome="failure", protocol="http") == 1
+    assert sample("aiinfra_inference_requests_total", outcome="success", protocol="http") == 1
 
 
 def test_an_unexpected_error_is_counted_as_a_failure(make_client, scale_repository: Path,
                                                      monkeypatch) -> None:
     """An error no ServingError describes still leaves as a 500 and is counted: the error-rate
     alert must see it."""
-    from serving.routes import infer  # noqa: PLC0415
+    from serving import lifecycle  # noqa: PLC0415
 
     client = make_client(scale_repository)
 
     async def broken(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(infer, "run_inference", broken)
+    monkeypatch.setattr(lifecycle, "run_inference", broken)
     response = client.post("/v2/models/scale/infer", json=infer_body(1))
     assert response.status_code == 500
     assert response.json() == {"error": "internal error; see the server log"}
     registry = client.app.state.runtime.metrics.registry
     assert registry.get_sample_value("aiinfra_inference_requests_total",
-                                     {"model": "scale", "outcome": "failure"}) == 1
+                                     {"model": "scale", "outcome": "failure", **HTTP}) == 1
     assert registry.get_sample_value("aiinfra_inference_requests_total",
-                                     {"model": "scale", "outcome": "success"}) is None
+                                     {"model": "scale", "outcome": "success", **HTTP}) is None
 
 
 def test_a_queued_request_whose_client_left_is_never_computed(make_client, scale_repository: Path,
@@ -301,12 +303,12 @@ def test_a_queued_request_whose_client_left_is_never_computed(make_client, scale
     assert all(batch[0, 0] != 500.0 for batch in seen), "the abandoned request was computed"
     registry = client.app.state.runtime.metrics.registry
     assert registry.get_sample_value("aiinfra_inference_requests_total",
-                                     {"model": "scale", "outcome": "cancelled"}) == 1
+                                     {"model": "scale", "outcome": "cancelled", **HTTP}) == 1
     assert registry.get_sample_value("aiinfra_inference_requests_total",
-                                     {"model": "scale", "outcome": "success"}) == 1
+                                     {"model": "scale", "outcome": "success", **HTTP}) == 1
     assert registry.get_sample_value("aiinfra_inflight_requests", {"model": "scale"}) == 0
     assert registry.get_sample_value("aiinfra_request_duration_seconds_count",
-                                     {"model": "scale", "outcome": "cancelled"}) == 1
+                                     {"model": "scale", "outcome": "cancelled", **HTTP}) == 1
 
 
 def test_a_request_cancelled_by_the_server_is_logged_as_cancelled(
@@ -345,9 +347,10 @@ def test_a_request_cancelled_by_the_server_is_logged_as_cancelled(
         gate.set()
     assert [r["status"] for r in records] == ["cancelled"]
     assert runtime.metrics.registry.get_sample_value(
-        "aiinfra_request_duration_seconds_count", {"model": "scale", "outcome": "cancelled"}) == 1
+        "aiinfra_request_duration_seconds_count",
+        {"model": "scale", "outcome": "cancelled", **HTTP}) == 1
     registry = runtime.metrics.registry
     assert registry.get_sample_value("aiinfra_inference_requests_total",
-                                     {"model": "scale", "outcome": "cancelled"}) == 1
+                                     {"model": "scale", "outcome": "cancelled", **HTTP}) == 1
     assert registry.get_sample_value("aiinfra_inference_requests_total",
-                                     {"model": "scale", "outcome": "success"}) is None
+                                     {"model": "scale", "outcome": "success", **HTTP}) is None

@@ -16,7 +16,7 @@ import sys
 from serving.metrics import ServingMetrics
 metrics = ServingMetrics()
 metrics.queue_depth.labels("scale").set(float(sys.argv[1]))
-metrics.requests.labels("scale", "success").inc()
+metrics.requests.labels("scale", "success", "http").inc()
 if sys.argv[2] == "stay":
     print("ready", flush=True)
     sys.stdin.read()

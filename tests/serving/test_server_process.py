@@ -275,7 +275,8 @@ def test_metrics_add_up_across_workers(scale_repository, start_server, tmp_path)
             future.result(WAIT_S)
     assert statuses == [200] * 40
 
-    success = ("aiinfra_inference_requests_total", (("model", "scale"), ("outcome", "success")))
+    success = ("aiinfra_inference_requests_total",
+               (("model", "scale"), ("outcome", "success"), ("protocol", "http")))
     for _ in range(4):  # each scrape may be answered by either worker
         samples = scrape(server.url)
         assert samples.get(success) == 40
@@ -283,7 +284,7 @@ def test_metrics_add_up_across_workers(scale_repository, start_server, tmp_path)
         assert samples.get(loaded) == 2
     # Both workers served (one worker serving all 40 would pass the sums above).
     served = _per_worker(metrics_dir, "aiinfra_inference_requests_total",
-                         (("model", "scale"), ("outcome", "success")))
+                         (("model", "scale"), ("outcome", "success"), ("protocol", "http")))
     assert len(served) == 2, served
     assert sum(served.values()) == 40
     assert all(count > 0 for count in served.values()), served

@@ -82,7 +82,7 @@ def test_a_client_that_gives_up_is_counted_cancelled_and_never_computed(live) ->
             _infer(address, 500.0, network=0.5)  # gives up while queued behind it
         deadline = time.monotonic() + WAIT_S
         while _sample(app, "aiinfra_inference_requests_total", model="scale",
-                      outcome="cancelled") < 1:
+                      outcome="cancelled", protocol="http") < 1:
             assert time.monotonic() < deadline, "the server never noticed the client leave"
             time.sleep(0.02)
         app.gate.set()
@@ -102,4 +102,4 @@ def test_a_request_whose_batch_is_running_when_its_timeout_passes_is_answered(li
         app.gate.set()
         np.testing.assert_array_equal(answer.result(WAIT_S), np.full((1, 4), 6.0))
     assert _sample(app, "aiinfra_inference_requests_total", model="scale",
-                   outcome="success") == 1
+                   outcome="success", protocol="http") == 1
