@@ -29,6 +29,8 @@ PRUNED = ("torch/include", "torch/test", "torch/bin/test_*", "torch/bin/*Test",
 COMPILE_EXCLUDE = "/torch/testing/_internal/"
 OCI_LABELS = ("title", "description", "version", "revision", "created", "source", "licenses")
 RUNTIME_ENV = {"PYTHONUNBUFFERED": "1", "PYTHONDONTWRITEBYTECODE": "1", "AIINFRA_HOST": "0.0.0.0"}
+# The ports the server listens on by default, which the runtime stage documents with EXPOSE.
+EXPOSED_PORTS = {"8000": "HTTP", "8001": "gRPC"}
 # Paths the build context must never carry.
 NEVER_IN_CONTEXT = (".git", ".venv", "tests", "docs", "infra", "policies", "bench", ".aiinfra",
                     "serving/__pycache__", "image/Dockerfile")
@@ -211,6 +213,10 @@ def _check_runtime(runtime: Stage, stage_names: set[str], *, gpu: bool) -> list[
         expected["AIINFRA_ENGINE_CACHE_DIR"] = env.get("AIINFRA_ENGINE_CACHE_DIR") or "<a path>"
     problems += [f"the runtime needs ENV {key}={value}" for key, value in expected.items()
                  if env.get(key) != value]
+    exposed = {port.lower().removesuffix("/tcp") for i in runtime.all("EXPOSE")
+               for port in i.args.split()}
+    problems += [f"the runtime needs EXPOSE {port} ({protocol})"
+                 for port, protocol in EXPOSED_PORTS.items() if port not in exposed]
     labels: dict[str, str] = {}
     for instruction in runtime.all("LABEL"):
         labels |= _key_values(instruction.args)

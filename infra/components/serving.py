@@ -24,6 +24,9 @@ from infra.config import Serving as ServingConfig
 NAMESPACE = "aiinfra"
 APP = "aiinfra-serving"
 PORT = 8000
+# The Open Inference Protocol's gRPC service (and grpc.health.v1), served by the same process
+# as HTTP. Probes and /metrics stay on the HTTP port: the health paths answer with a reason.
+GRPC_PORT = 8001
 UID = 10001
 CACHE_TAG = "buildcache"
 MUTABLE_TAGS = (CACHE_TAG, "*-dirty")
@@ -132,7 +135,10 @@ class ServingWorkload(pulumi.ComponentResource):
             f"{args.name}-service",
             metadata={"name": APP, "namespace": ns, "labels": LABELS},
             spec={"type": "ClusterIP", "selector": LABELS,
-                  "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]},
+                  "ports": [{"name": "http", "port": PORT, "targetPort": "http"},
+                            # appProtocol: meshes and ingress controllers speak HTTP/2 to it.
+                            {"name": "grpc", "port": GRPC_PORT, "targetPort": "grpc",
+                             "appProtocol": "grpc"}]},
             opts=k8s_opts)
         # KEDA owns the replica count (through the HPA it makes from this). It waits for KEDA
         # (its CRD, and the webhook that admits it) and for Prometheus (what it reads).
@@ -309,11 +315,13 @@ class ServingWorkload(pulumi.ComponentResource):
                                          {"name": "tmp", "mountPath": "/tmp"}]}],
                     "containers": [{
                         "name": "server", "image": image,
-                        "ports": [{"name": "http", "containerPort": PORT}],
+                        "ports": [{"name": "http", "containerPort": PORT},
+                                  {"name": "grpc", "containerPort": GRPC_PORT}],
                         "env": [
                             {"name": "AIINFRA_ENVIRONMENT", "value": "production"},
                             {"name": "AIINFRA_HOST", "value": "0.0.0.0"},
                             {"name": "AIINFRA_PORT", "value": str(PORT)},
+                            {"name": "AIINFRA_GRPC_PORT", "value": str(GRPC_PORT)},
                             {"name": "AIINFRA_MODEL_REPOSITORY", "value": "/models"},
                             {"name": "AIINFRA_LOAD_MODELS", "value": json.dumps(config.models)},
                             {"name": "AIINFRA_ENGINE_CACHE_DIR",
@@ -355,14 +363,19 @@ class ServingWorkload(pulumi.ComponentResource):
 
     @staticmethod
     def _network_policy() -> dict:
+        # Clients (namespaces labelled aiinfra.io/clients, and pods of this namespace) reach
+        # both protocols; monitoring reaches HTTP alone, where /metrics is.
         return {
             "podSelector": {"matchLabels": LABELS},
             "policyTypes": ["Ingress", "Egress"],
-            "ingress": [{"ports": [{"port": PORT, "protocol": "TCP"}], "from": [
-                {"namespaceSelector": {"matchLabels": {
-                    "kubernetes.io/metadata.name": MONITORING_NAMESPACE}}},
-                {"namespaceSelector": {"matchLabels": {"aiinfra.io/clients": "true"}}},
-                {"podSelector": {}}]}],
+            "ingress": [
+                {"ports": [{"port": PORT, "protocol": "TCP"},
+                           {"port": GRPC_PORT, "protocol": "TCP"}], "from": [
+                    {"namespaceSelector": {"matchLabels": {"aiinfra.io/clients": "true"}}},
+                    {"podSelector": {}}]},
+                {"ports": [{"port": PORT, "protocol": "TCP"}], "from": [
+                    {"namespaceSelector": {"matchLabels": {
+                        "kubernetes.io/metadata.name": MONITORING_NAMESPACE}}}]}],
             "egress": [
                 {"ports": [{"port": 53, "protocol": "UDP"}, {"port": 53, "protocol": "TCP"}]},
                 {"ports": [{"port": 5432, "protocol": "TCP"}, {"port": 6379, "protocol": "TCP"},

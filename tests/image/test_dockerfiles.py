@@ -165,6 +165,21 @@ def test_checker_rejects_a_missing_runtime_variable() -> None:
         "the runtime needs ENV PYTHONDONTWRITEBYTECODE=1"]
 
 
+@pytest.mark.parametrize("kind", KINDS)
+def test_runtime_exposes_the_http_and_grpc_ports(kind: str) -> None:
+    (expose,) = _parsed(kind).stages[-1].all("EXPOSE")
+    assert expose.args.split() == ["8000", "8001"]
+
+
+def test_checker_wants_the_grpc_port_exposed() -> None:
+    assert _problems_after("EXPOSE 8000 8001\n", "EXPOSE 8000\n") == [
+        "the runtime needs EXPOSE 8001 (gRPC)"]
+
+
+def test_checker_reads_exposed_ports_with_a_protocol_and_across_instructions() -> None:
+    assert _problems_after("EXPOSE 8000 8001\n", "EXPOSE 8000/tcp\nEXPOSE 8001/TCP\n") == []
+
+
 def test_checker_rejects_a_missing_oci_label() -> None:
     problems = _problems_after('org.opencontainers.image.revision="${REVISION}" \\', "\\")
     assert problems == ["the runtime needs LABEL org.opencontainers.image.revision"]

@@ -74,8 +74,10 @@ def test_the_image_serves_a_repository(image_site: Path, scale_repository: Path,
     port = free_port()
     command = image_command(image_site, "serve", "--repository", str(scale_repository),
                             "--host", "127.0.0.1", "--port", str(port))
+    # The gRPC server (on by default) gets a free port too, not 8001, which may be taken.
+    grpc_port = next(p for p in iter(free_port, None) if p != port)
     env = {"AIINFRA_LOG_FORMAT": "text", "AIINFRA_ENGINE_CACHE_DIR": str(tmp_path / "engines"),
-           "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
+           "AIINFRA_GRPC_PORT": str(grpc_port), "PATH": "/usr/bin:/bin", "HOME": str(tmp_path)}
     with running(command, loopback_url(port), env=env, inherit_env=False, timeout_s=120) as server:
         response = httpx.post(f"{server.url}/v2/models/scale/infer", timeout=30, json={
             "inputs": [{"name": "x", "datatype": "FP32", "shape": [1, 4],
