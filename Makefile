@@ -5,7 +5,12 @@ PY := $(VENV)/bin/python
 # torch is installed first at an exact version: a bare `torch` would pull a multi-GB CUDA build.
 TORCH_VERSION ?= 2.13.0
 
-.PHONY: run serve test lint bench install services clean
+# tritonclient.grpc needs protobuf 6, the policy pack's SDK protobuf 5.29: the real gRPC client
+# that the tests and `aiinfra bench --grpc` drive lives in a venv of its own.
+CLIENT_VENV ?= .venv-grpc-client
+TRITONCLIENT_VERSION ?= 2.73.0
+
+.PHONY: run serve test lint bench install services clean protos
 
 $(VENV)/.installed: pyproject.toml Makefile
 	$(PYTHON) -m venv $(VENV)
@@ -14,7 +19,15 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PY) -m pip install --quiet -e '.[dev,infra,bench]'
 	touch $@
 
-install: $(VENV)/.installed
+$(CLIENT_VENV)/.installed: Makefile
+	$(PYTHON) -m venv $(CLIENT_VENV)
+	$(CLIENT_VENV)/bin/python -m pip install --quiet 'tritonclient[grpc]==$(TRITONCLIENT_VERSION)'
+	touch $@
+
+install: $(VENV)/.installed $(CLIENT_VENV)/.installed
+
+protos: install ## compile serving/rpc/*.proto into the descriptors the runtime loads
+	$(PY) -m grpc_tools.protoc -Iserving/rpc --descriptor_set_out=serving/rpc/descriptors.binpb inference.proto health.proto
 
 services: ## the PostgreSQL and Redis binaries the tests start throwaway servers from
 	tests/support/install-services.sh
@@ -43,4 +56,4 @@ bench: install services ## the side-by-side benchmarks recorded in docs/BENCHMAR
 	$(VENV)/bin/aiinfra bench --data-plane --model resnet18 --payload binary --concurrency 32 --duration 20 --warmup 3 --repeat 3 --rounds 2 --output docs/bench/resnet18-dataplane-c32.json
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CLIENT_VENV) .pytest_cache .ruff_cache

@@ -45,6 +45,7 @@ class Server:
     url: str
     log_path: Path
     ready_s: float = 0.0
+    grpc_port: int | None = None  # aiinfra's gRPC port, when it serves gRPC
     _owned_log: bool = field(default=False, repr=False)
 
     def log(self) -> str:
@@ -90,11 +91,17 @@ def start_server(command: Sequence[str], url: str, *, probe: str = READY_PROBE,
         os.close(handle)
         log_path = Path(name)
     environment = {**os.environ, **(env or {})} if inherit_env else dict(env or {})
+    grpc_port = None
+    if "serving.cli" in command and environment.get("AIINFRA_GRPC", "true") != "false":
+        # gRPC binds its own port: a free one unless the caller chose, so that servers
+        # started one after another (or beside another) never meet on the default 8001.
+        environment.setdefault("AIINFRA_GRPC_PORT", str(free_port()))
+        grpc_port = int(environment["AIINFRA_GRPC_PORT"])
     started = time.perf_counter()
     with log_path.open("wb") as log:
         process = subprocess.Popen(list(command), stdout=log, stderr=subprocess.STDOUT,
                                    env=environment, start_new_session=True)
-    server = Server(process, url, log_path, _owned_log=owned)
+    server = Server(process, url, log_path, grpc_port=grpc_port, _owned_log=owned)
     deadline = time.monotonic() + timeout_s
     with httpx.Client(timeout=1.0) as client:
         while True:

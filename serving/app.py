@@ -23,9 +23,18 @@ def create_app(settings: Settings | None = None,
     @asynccontextmanager
     async def lifespan(app: FastAPI):
         await runtime.start()
+        front = None
         try:
+            if settings.grpc:
+                from serving.rpc.server import GrpcFrontEnd  # noqa: PLC0415
+
+                front = GrpcFrontEnd(runtime)
+                await front.start()
+            app.state.grpc = front
             yield
         finally:
+            if front is not None:
+                await front.stop()  # calls in flight finish before the models close
             await runtime.stop()
 
     app = FastAPI(title="aiinfra", version=__version__, lifespan=lifespan,

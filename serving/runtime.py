@@ -33,6 +33,9 @@ class Runtime:
     draining: bool = False
     startup_error: str | None = None
     _startup: asyncio.Task | None = field(default=None, repr=False)
+    # Called (from the signal handler) when a drain begins: the gRPC front end stops taking
+    # calls then, as uvicorn stops taking connections.
+    on_drain: list = field(default_factory=list, repr=False)
 
     async def start(self) -> None:
         """Open the repository and load the start-up models in the background.
@@ -142,6 +145,8 @@ def _chain_drain_signals(runtime: Runtime) -> None:
 def _chain(runtime: Runtime, signum: int, previous) -> None:
     def handler(number, frame) -> None:
         runtime.draining = True
+        for callback in runtime.on_drain:
+            callback()
         if callable(previous):
             previous(number, frame)
         elif number == signal.SIGINT:

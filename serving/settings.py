@@ -29,6 +29,10 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     workers: int = Field(1, ge=1, description="uvicorn worker processes")
+    # The Open Inference Protocol's gRPC service (and grpc.health.v1) beside HTTP, in the same
+    # process; the bind address is AIINFRA_HOST.
+    grpc: bool = Field(True, description="Serve gRPC beside HTTP")
+    grpc_port: int = Field(8001, ge=1, le=65535)
 
     model_repository: Path | None = Field(
         None, description="Model repository; unset serves the demo repository built locally."

@@ -27,18 +27,18 @@ HEADER_LENGTH = "Inference-Header-Content-Length"
 # Protocol parameters this server does not implement and would otherwise ignore, changing the
 # answer: each is refused with why, unless it carries its "off" value (as tritonclient sends).
 _SEQUENCE = "models here are stateless (no sequence batching)"
-_REQUEST_REFUSED = {"sequence_id": (_SEQUENCE, (0, "")), "sequence_start": (_SEQUENCE, (False,)),
+REQUEST_REFUSED = {"sequence_id": (_SEQUENCE, (0, "")), "sequence_start": (_SEQUENCE, (False,)),
                     "sequence_end": (_SEQUENCE, (False,)),
                     "priority": ("every request is queued in arrival order", (0,))}
 _SHARED_MEMORY = ("shared_memory_region", "shared_memory_byte_size", "shared_memory_offset")
-_INPUT_REFUSED = {p: ("send the tensor in the body (JSON or binary_data_size)", ())
+INPUT_REFUSED = {p: ("send the tensor in the body (JSON or binary_data_size)", ())
                   for p in _SHARED_MEMORY}
-_OUTPUT_REFUSED = {"classification": ("request the raw output and take its top-k", ()),
+OUTPUT_REFUSED = {"classification": ("request the raw output and take its top-k", ()),
                    **{p: ("outputs come back in the body (JSON or binary_data)", ())
                       for p in _SHARED_MEMORY}}
 
 
-def _refuse_unimplemented(parameters: dict, refused: dict, where: str = "") -> None:
+def refuse_unimplemented(parameters: dict, refused: dict, where: str = "") -> None:
     for name, (why, off) in refused.items():
         if parameters.get(name) is None:
             continue
@@ -219,7 +219,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
         parameters = raw.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise InvalidInput(f"input '{name}': 'parameters' must be an object")
-        _refuse_unimplemented(parameters, _INPUT_REFUSED, f"input '{name}': ")
+        refuse_unimplemented(parameters, INPUT_REFUSED, f"input '{name}': ")
         size = parameters.get("binary_data_size")
         if size is None:
             if "data" not in raw:
@@ -256,7 +256,7 @@ def decode_request(body: bytes, header_length: str | None) -> InferRequest:
     parameters = header.get("parameters") or {}
     if not isinstance(parameters, dict):
         raise InvalidInput("'parameters' must be an object")
-    _refuse_unimplemented(parameters, _REQUEST_REFUSED)
+    refuse_unimplemented(parameters, REQUEST_REFUSED)
     request = InferRequest(request_id, parameters, inputs, _requested_outputs(header))
     _ = request.binary_output  # refuse a bad flag before the request is computed
     return request
@@ -278,7 +278,7 @@ def _requested_outputs(header: dict) -> list[RequestedOutput] | None:
         parameters = raw.get("parameters") or {}
         if not isinstance(parameters, dict):
             raise InvalidInput(f"output '{name}': 'parameters' must be an object")
-        _refuse_unimplemented(parameters, _OUTPUT_REFUSED, f"output '{name}': ")
+        refuse_unimplemented(parameters, OUTPUT_REFUSED, f"output '{name}': ")
         binary = parameters.get("binary_data")
         if binary is not None and not isinstance(binary, bool):
             raise InvalidInput(f"output '{name}': 'binary_data' must be true or false")
