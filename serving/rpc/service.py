@@ -158,23 +158,15 @@ class InferenceService:
         return m.RepositoryModelUnloadResponse()
 
     # -- inference ---------------------------------------------------------------------------
+    @_unary
     async def ModelInfer(self, raw: bytes, context):
-        """``raw`` is the serialized request: its size is judged here, with the HTTP limit's
-        message, before it is parsed."""
+        """``raw`` is the serialized request: its size is judged with the HTTP limit's
+        message (``_infer``), after it is parsed."""
         try:
             message = m.ModelInferRequest.FromString(raw)
         except DecodeError:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT,
-                                "request is not a valid ModelInferRequest")
-        try:
-            return await self._infer(message, context, len(raw))
-        except ServingError as error:
-            await abort(context, error)
-        except (asyncio.CancelledError, grpc.aio.AbortError):
-            raise
-        except Exception:  # noqa: BLE001 - one request fails, the server goes on
-            log.exception("infer failed", extra={"model": message.model_name})
-            await context.abort(grpc.StatusCode.INTERNAL, INTERNAL_ERROR)
+            raise InvalidInput("request is not a valid ModelInferRequest") from None
+        return await self._infer(message, context, len(raw))
 
     async def ModelStreamInfer(self, requests: AsyncIterator, context) -> AsyncIterator:
         """Each request of the stream is served as it arrives, concurrently (so that one

@@ -4,7 +4,6 @@ descriptors are current. The real client, tritonclient.grpc: test_tritonclient_g
 
 from __future__ import annotations
 
-import asyncio
 import subprocess
 import sys
 import threading
@@ -15,7 +14,6 @@ import grpc
 import httpx
 import numpy as np
 import pytest
-import uvicorn
 
 from bench.process import free_port
 from serving.app import create_app
@@ -24,6 +22,7 @@ from serving.rpc import messages as m
 from serving.settings import Settings
 from tests.support.models import SCALE_CONFIG, write_model
 from tests.support.rpc import Client, infer_request, output
+from tests.support.servers import serving_in_thread
 
 WAIT_S = 20
 X = np.arange(8, dtype=np.float32).reshape(2, 4)
@@ -40,34 +39,25 @@ def live(tmp_path: Path):
                         log_format="text", gc_freeze=False, port=port, grpc=True,
                         grpc_port=grpc_port, max_request_bytes=64 * 1024)
     app = create_app(settings, ServingMetrics())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="on"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    runtime = app.state.runtime
-    deadline = time.monotonic() + WAIT_S
-    while not (server.started and runtime.is_ready):
-        assert time.monotonic() < deadline, "the server never became ready"
-        time.sleep(0.02)
-    backend = runtime.registry.loaded("scale").batcher(None)._instances[0]
-    app.gate, app.entered, app.computed, app.gated = (threading.Event(), threading.Event(),
-                                                      [], False)
-    forward = backend.forward
+    with serving_in_thread(app, port, WAIT_S):
+        runtime = app.state.runtime
+        backend = runtime.registry.loaded("scale").batcher(None)._instances[0]
+        app.gate, app.entered, app.computed, app.gated = (threading.Event(), threading.Event(),
+                                                          [], False)
+        forward = backend.forward
 
-    def gated(arrays):
-        app.computed.append(arrays[0].copy())
-        if app.gated:
-            app.entered.set()
-            assert app.gate.wait(WAIT_S)
-        return forward(arrays)
+        def gated(arrays):
+            app.computed.append(arrays[0].copy())
+            if app.gated:
+                app.entered.set()
+                assert app.gate.wait(WAIT_S)
+            return forward(arrays)
 
-    backend.forward = gated
-    client = Client(f"127.0.0.1:{grpc_port}")
-    yield client, f"http://127.0.0.1:{port}", app
-    client.close()
-    app.gate.set()
-    server.should_exit = True
-    thread.join(WAIT_S)
+        backend.forward = gated
+        client = Client(f"127.0.0.1:{grpc_port}")
+        yield client, f"http://127.0.0.1:{port}", app
+        client.close()
+        app.gate.set()
 
 
 def _sample(app, name: str, **labels) -> float:

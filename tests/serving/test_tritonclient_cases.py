@@ -4,7 +4,6 @@ held at a gate) driven by ``tritonclient.http``."""
 
 from __future__ import annotations
 
-import asyncio
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -12,12 +11,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import uvicorn
 
 from bench.process import free_port
 from serving.app import create_app
 from serving.metrics import ServingMetrics
 from serving.settings import Settings
+from tests.support.servers import serving_in_thread
 
 tritonhttp = pytest.importorskip("tritonclient.http")
 
@@ -31,30 +30,21 @@ def live(scale_repository: Path, tmp_path: Path):
     settings = Settings(model_repository=scale_repository, engine_cache_dir=tmp_path / "e",
                         log_format="text", gc_freeze=False, port=port)
     app = create_app(settings, ServingMetrics())
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="on"))
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    runtime = app.state.runtime
-    deadline = time.monotonic() + WAIT_S
-    while not (server.started and runtime.is_ready):
-        assert time.monotonic() < deadline, "the server never became ready"
-        time.sleep(0.02)
-    backend = runtime.registry.loaded("scale").batcher(None)._instances[0]
-    app.gate, app.entered, app.seen = threading.Event(), threading.Event(), []
-    forward = backend.forward
+    with serving_in_thread(app, port):
+        runtime = app.state.runtime
+        backend = runtime.registry.loaded("scale").batcher(None)._instances[0]
+        app.gate, app.entered, app.seen = threading.Event(), threading.Event(), []
+        forward = backend.forward
 
-    def gated(arrays):
-        app.seen.append(arrays[0].copy())
-        app.entered.set()
-        assert app.gate.wait(WAIT_S)
-        return forward(arrays)
+        def gated(arrays):
+            app.seen.append(arrays[0].copy())
+            app.entered.set()
+            assert app.gate.wait(WAIT_S)
+            return forward(arrays)
 
-    backend.forward = gated
-    yield f"127.0.0.1:{port}", app
-    app.gate.set()
-    server.should_exit = True
-    thread.join(WAIT_S)
+        backend.forward = gated
+        yield f"127.0.0.1:{port}", app
+        app.gate.set()
 
 
 def _infer(address: str, value: float, **options):

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
+import threading
+import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+import uvicorn
 
 from bench import process
 from bench.process import SERVE, Server, free_port, loopback_url
 
-__all__ = ["Server", "start_server"]
+__all__ = ["Server", "serving_in_thread", "start_server"]
 
 
 @pytest.fixture
@@ -43,3 +48,24 @@ def start_server(tmp_path: Path) -> Iterator[Callable[..., Server]]:
         server.kill()  # its workers too, even when a test already killed the parent
         if server.process.poll() is None:
             server.process.wait(10)
+
+
+@contextmanager
+def serving_in_thread(app, port: int, timeout_s: float = 20) -> Iterator[None]:
+    """Run ``app`` (from ``serving.app.create_app``) under uvicorn on 127.0.0.1:``port`` in a
+    thread of this process (so that a test can reach into its models), ready on entry and
+    stopped on exit."""
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
+                                           lifespan="on"))
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    runtime = app.state.runtime
+    deadline = time.monotonic() + timeout_s
+    while not (server.started and runtime.is_ready):
+        assert time.monotonic() < deadline, "the server never became ready"
+        time.sleep(0.02)
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        thread.join(timeout_s)
