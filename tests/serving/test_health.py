@@ -60,7 +60,8 @@ def test_a_dead_batch_worker_takes_the_server_and_its_model_out(make_client,
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 def test_sigint_drains_like_sigterm(signum: int) -> None:
-    """uvicorn drains on SIGINT (Ctrl-C) as on SIGTERM: readiness must turn off for both."""
+    """uvicorn drains on SIGINT (Ctrl-C) as on SIGTERM: readiness must turn off for both, and
+    the gRPC front end must be told to stop taking calls."""
     assert threading.current_thread() is threading.main_thread()
     seen: list[int] = []
     previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
@@ -69,9 +70,12 @@ def test_sigint_drains_like_sigterm(signum: int) -> None:
             signal.signal(s, lambda number, _frame: seen.append(number))
         runtime = Runtime.__new__(Runtime)
         runtime.draining = False
+        drains: list[bool] = []
+        runtime.on_drain = [lambda: drains.append(runtime.draining)]  # the gRPC front end's
         _chain_drain_signals(runtime)
         signal.raise_signal(signum)
         assert runtime.draining is True
+        assert drains == [True]  # told once, after readiness turned off
         assert seen == [signum]  # uvicorn's own handler still runs
     finally:
         for s, handler in previous.items():
