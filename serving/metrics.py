@@ -185,7 +185,7 @@ class ServingMetrics:
         if not multiprocess_dir():
             GpuCollector.register_if_available(r)
 
-    def series(self, label: str, protocol: str = "http") -> RequestSeries:
+    def series(self, label: str, protocol: str) -> RequestSeries:
         """The model's per-request series over one protocol (created once per pair)."""
         bound = self._series.get((label, protocol))
         if bound is None:

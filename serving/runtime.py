@@ -126,7 +126,7 @@ class Runtime:
             return ""
         return name
 
-    def count_failure(self, label: str, error: ServingError, protocol: str = "http") -> None:
+    def count_failure(self, label: str, error: ServingError, protocol: str) -> None:
         """One failed request; a refusal (an error with a ``reason``) is counted as one too."""
         self.metrics.requests.labels(label, "failure", protocol).inc()
         if error.reason is not None:

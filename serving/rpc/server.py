@@ -43,15 +43,12 @@ class GrpcFrontEnd:
         server.add_generic_rpc_handlers(handlers(self.runtime))
         address = f"{settings.host}:{settings.grpc_port}"
         try:
-            port = server.add_insecure_port(address)
-        except RuntimeError as exc:
+            port = server.add_insecure_port(address)  # older grpcio answers 0, newer raises
+        except RuntimeError:
             port = 0
-            cause = exc
-        else:
-            cause = None
         if not port:
-            raise RuntimeError(f"gRPC cannot listen on {address} (AIINFRA_GRPC_PORT): "
-                               f"{cause or 'the port is taken'}")
+            raise RuntimeError(f"gRPC cannot listen on {address} (AIINFRA_GRPC_PORT): the "
+                               "address is taken or not local")
         await server.start()
         self.server, self.port = server, port
         self._loop = asyncio.get_running_loop()

@@ -45,7 +45,7 @@ INTERNAL_ERROR = "internal error; see the server log"
 def status_of(error: ServingError) -> tuple[grpc.StatusCode, tuple[tuple[str, str], ...]]:
     """The gRPC status of ``error`` and its trailing metadata (the retry hint, if any)."""
     code = STATUS_CODES.get(error.status, grpc.StatusCode.UNKNOWN)
-    retry = error.headers.get("Retry-After") or error.headers.get("retry-after")
+    retry = error.headers.get("Retry-After")
     if retry is None:
         return code, ()
     return code, (("retry-after", str(retry)),

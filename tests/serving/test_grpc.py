@@ -199,7 +199,7 @@ def test_a_full_queue_is_unavailable_with_a_retry_hint(live) -> None:
     client, _, app = live
     app.gated = True
     runtime = app.state.runtime
-    stub = client._calls["ModelInfer"][1]
+    stub = client.stub("ModelInfer")
     first = stub.future(infer_request("scale", {"x": X[:1]}))
     assert app.entered.wait(WAIT_S)
     queued = [stub.future(infer_request("scale", {"x": X[:1]}))
@@ -221,7 +221,7 @@ def test_a_full_queue_is_unavailable_with_a_retry_hint(live) -> None:
 def test_a_client_that_cancels_is_counted_cancelled_and_never_computed(live) -> None:
     client, _, app = live
     app.gated = True
-    stub = client._calls["ModelInfer"][1]
+    stub = client.stub("ModelInfer")
     first = stub.future(infer_request("scale", {"x": X[:1]}))
     assert app.entered.wait(WAIT_S)  # the only instance is busy
     gone = stub.future(infer_request("scale", {"x": np.full((1, 4), 7, np.float32)}))
@@ -242,7 +242,7 @@ def test_a_client_that_cancels_is_counted_cancelled_and_never_computed(live) -> 
 def test_a_deadline_bounds_the_wait_in_the_queue(live) -> None:
     client, _, app = live
     app.gated = True
-    stub = client._calls["ModelInfer"][1]
+    stub = client.stub("ModelInfer")
     first = stub.future(infer_request("scale", {"x": X[:1]}))
     assert app.entered.wait(WAIT_S)
     error = _error(lambda: stub(infer_request("scale", {"x": np.full((1, 4), 7, np.float32)}),
@@ -311,7 +311,7 @@ def test_health_service(live) -> None:
         m.HealthCheckResponse.ServingStatus.Value("NOT_SERVING"))
     assert next(watch).status == m.HealthCheckResponse.ServingStatus.Value("NOT_SERVING")
     # the readiness call gives the reason too
-    call = client._calls["ServerReady"][1].with_call(m.message("inference.ServerReadyRequest")())
+    call = client.stub("ServerReady").with_call(m.message("inference.ServerReadyRequest")())
     assert call[0].ready is False
     assert dict(call[1].trailing_metadata())["aiinfra-not-ready-reason"] == (
         "draining: shutting down")

@@ -25,6 +25,10 @@ class Client:
                     f"/{service}/{name}", request_serializer=request.SerializeToString,
                     response_deserializer=response.FromString))
 
+    def stub(self, method: str):
+        """The call itself (``.future``, ``.with_call``, a ``timeout=``)."""
+        return self._calls[method][1]
+
     def request(self, method: str, **fields):
         return self._calls[method][0](**fields)
 
