@@ -51,6 +51,8 @@ bench: install services ## the side-by-side benchmarks recorded in docs/BENCHMAR
 	$(VENV)/bin/aiinfra bench --compare --generator wrk --peers litserve,kserve --workers 1,2 --model mlp --payload json --concurrency 32 --duration 15 --warmup 3 --repeat 3 --output docs/bench/mlp-json-c32.json
 	$(VENV)/bin/aiinfra bench --compare --generator wrk --workers 1,2 --model resnet18 --payload binary --concurrency 32 --duration 20 --warmup 5 --repeat 3 --output docs/bench/resnet18-binary-c32.json
 	$(VENV)/bin/aiinfra bench --overload --model resnet18 --payload binary --saturation 16 --factor 8 --deadline-ms 1000 --duration 15 --warmup 3 --rounds 3 --output docs/bench/resnet18-overload.json
+	$(VENV)/bin/aiinfra bench --transports --model mlp --concurrency 32 --duration 10 --warmup 2 --rounds 3 --output docs/bench/mlp-transports-c32.json
+	$(VENV)/bin/aiinfra bench --transports --model resnet18 --concurrency 32 --duration 10 --warmup 3 --rounds 3 --output docs/bench/resnet18-transports-c32.json
 	$(VENV)/bin/aiinfra bench --data-plane --model mlp --payload json --concurrency 32 --duration 8 --warmup 1 --repeat 10 --rounds 4 --server-cpus 0 --client-cpus 1 --output docs/bench/mlp-dataplane-c32-pinned.json
 	$(VENV)/bin/aiinfra bench --data-plane --model mlp --payload json --concurrency 32 --duration 8 --warmup 1 --repeat 6 --rounds 4 --output docs/bench/mlp-dataplane-c32.json
 	$(VENV)/bin/aiinfra bench --data-plane --model resnet18 --payload binary --concurrency 32 --duration 20 --warmup 3 --repeat 3 --rounds 2 --output docs/bench/resnet18-dataplane-c32.json

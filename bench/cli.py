@@ -42,7 +42,8 @@ def bench(
         min=1, help="--compare runs, --data-plane pairs of servers; medians reported")] = 1,
     rounds: Annotated[int, typer.Option(
         min=1, help="--data-plane: alternating windows per pair (--duration split among "
-        "them); --overload: rounds, each server alone")] = 4,
+        "them); --overload: rounds, each server alone; --transports: rounds of every "
+        "side")] = 4,
     server_cpus: Annotated[str | None, typer.Option(
         help="--data-plane: pin each server to these CPUs (e.g. 0 or 0-1)",
         show_default=False)] = None,
@@ -55,6 +56,9 @@ def bench(
     overload: Annotated[bool, typer.Option(
         "--overload", help="Far past saturation with a deadline, and at saturation: "
         "throughput, refusal latency, answers within the deadline")] = False,
+    transports: Annotated[bool, typer.Option(
+        "--transports", help="Side by side on one server: gRPC vs HTTP binary vs HTTP JSON, "
+        "all driven by h2load (nghttp2-client); --rounds interleaved rounds")] = False,
     saturation: Annotated[int, typer.Option(
         min=1, help="--overload: requests in flight that just fill the model's batches")] = 16,
     factor: Annotated[int, typer.Option(
@@ -96,10 +100,19 @@ def bench(
 
     if payload not in ("json", "binary"):
         raise typer.BadParameter("--payload must be json or binary")
-    if sum((compare, data_plane, overload)) > 1:
-        raise typer.BadParameter("--compare, --data-plane and --overload are separate runs: "
-                                 "pick one")
-    if overload:
+    if sum((compare, data_plane, overload, transports)) > 1:
+        raise typer.BadParameter("--compare, --data-plane, --overload and --transports are "
+                                 "separate runs: pick one")
+    if transports:
+        from bench import h2load  # noqa: PLC0415
+        from bench.transports import run_transports  # noqa: PLC0415
+
+        if not h2load.available():
+            raise typer.BadParameter("--transports: h2load is not installed (apt-get install "
+                                     "nghttp2-client, or make bench)")
+        result = run_transports(model=model, concurrency=concurrency, duration_s=duration,
+                                warmup_s=warmup, rounds=rounds, batch=batch)
+    elif overload:
         from bench.overload import run_overload  # noqa: PLC0415
 
         result = run_overload(model=model, payload=payload, saturation=saturation,
@@ -142,7 +155,7 @@ def bench(
         result = run_against(url, model=model, concurrency=concurrency, payload=payload,
                              duration_s=duration, warmup_s=warmup, batch=batch)
     report.emit(result, fmt=fmt, output=output)
-    if result.get("errors_total", 0) and not (compare or data_plane or overload):
+    if result.get("errors_total", 0) and not (compare or data_plane or overload or transports):
         raise typer.Exit(1)
 
 

@@ -80,7 +80,7 @@ def in_process_ceiling(repository: Path, model: str, rows: int, duration_s: floa
             "seconds": round(elapsed, 3), "inferences_per_s": runs * rows / elapsed}
 
 
-def _metadata(config) -> dict:
+def model_metadata(config) -> dict:
     """The model's V2 metadata, as aiinfra serves it (peers may not serve any)."""
     return {"name": config.name,
             "inputs": [{"name": s.name, "datatype": s.datatype, "shape": config.full_shape(s)}
@@ -109,7 +109,7 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
                     "batch": batch, "generator": generator, "machine": machine()}
     result["ceiling"] = in_process_ceiling(repository, model, ceiling_rows, duration_s,
                                            settings.engine_cache_dir)
-    metadata = _metadata(config)
+    metadata = model_metadata(config)
     load = {"model": model, "concurrency": concurrency, "payload": payload,
             "duration_s": duration_s, "warmup_s": warmup_s, "batch": batch}
 

@@ -42,6 +42,26 @@ def _paired_line(label: str, paired: dict) -> str:
     return line
 
 
+def _transports(console: Console, result: dict) -> None:
+    table = Table(title=f"{result['model']} · {result['batch']} row(s)/request · "
+                        f"{result['concurrency']} in flight · median of {result['rounds']} "
+                        f"interleaved round(s) · load from {result['generator']}")
+    for column in ("side", "conns × streams", "req/s", "p50 ms", "p99 ms",
+                   "request bytes", "response bytes", "errors"):
+        table.add_column(column, justify="left" if column == "side" else "right",
+                         no_wrap=True)
+    for name, side in result["sides"].items():
+        table.add_row(name, f"{side['connections']} × {side['streams']}", f"{side['rps']:.1f}",
+                      f"{side['p50_ms']:.2f}", f"{side['p99_ms']:.2f}",
+                      str(side["request_body_bytes"]),
+                      f"{side['response_body_bytes'] + side['response_header_bytes']:.0f}",
+                      str(side["errors_total"]))
+    console.print(table)
+    for key, value in result["ratios"].items():
+        if value is not None:
+            console.print(f"{key}: {value:.2f}")
+
+
 def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> None:
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)
@@ -50,6 +70,11 @@ def emit(result: dict, *, fmt: str = "table", output: Path | None = None) -> Non
         print(json.dumps(result, indent=2))
         return
     console = Console()
+    if not console.is_terminal:  # a pipe or a file: no terminal width to fit
+        console = Console(width=120)
+    if "sides" in result:  # --transports
+        _transports(console, result)
+        return
     if "summary" in result:  # --overload: the figures its targets are stated in
         console.print(f"{result['model']} · {result['payload']} · {result['overload']}x "
                       f"saturation ({result['concurrency']} in flight) · deadline "

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Install the servers the test suite starts for real when they are missing: Debian's
 # redis-server and postgresql (the fixtures in tests/support/services.py run throwaway ones on
-# loopback; nothing is started or enabled here), and wrk for the benchmarks. `make test` runs
-# this first.
+# loopback; nothing is started or enabled here), and wrk and h2load for the benchmarks. `make
+# test` runs this first.
 #
 # Without apt-get, or without root or sudo, it says what to install and leaves it there: the
 # tests that need a server are then skipped, except under CI=true, where they fail (and so
@@ -13,6 +13,9 @@ missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 # wrk: the external HTTP load generator the benchmarks (and their tests) drive
 command -v wrk >/dev/null || missing+=(wrk)
+# h2load (nghttp2-client): the external HTTP/2 load generator that drives gRPC, and HTTP/1.1
+# beside it, in the transport benchmark
+command -v h2load >/dev/null || missing+=(nghttp2-client)
 if ! command -v pg_ctl >/dev/null && ! compgen -G '/usr/lib/postgresql/*/bin/pg_ctl' >/dev/null
 then
   missing+=(postgresql)
