@@ -54,9 +54,11 @@ def test_a_grpc_error_riding_on_http_200_is_an_error() -> None:
                                    {"success": 50}, {"success": 140, "failure": 10}, batch=2)
     assert result["requests"] == 90
     assert result["errors_total"] == 10
-    assert result["rps"] == 45.0 and result["inferences_per_s"] == 90.0
+    assert result["rps"] == 45.0
+    assert result["inferences_per_s"] == 90.0
     assert result["server_outcomes"] == {"success": 90, "failure": 10}
-    assert result["p50_ms"] == pytest.approx(50.5) and result["max_ms"] == 100.0
+    assert result["p50_ms"] == pytest.approx(50.5)
+    assert result["max_ms"] == 100.0
     assert (result["response_header_bytes"], result["response_body_bytes"]) == (10, 100)
 
 
@@ -97,7 +99,9 @@ def test_the_h2load_command_keeps_one_call_in_flight_per_connection_unless_told(
     args = h2load.command("http://h/x", Path("/b"), {"te": "trailers"}, connections=8,
                           streams=1, duration_s=3, http1=True, log=Path("/l"))
     assert args[:5] == ["h2load", "-t1", "-c8", "-m1", "-D3"]
-    assert "--h1" in args and "--log-file=/l" in args and args[-1] == "http://h/x"
+    assert "--h1" in args
+    assert "--log-file=/l" in args
+    assert args[-1] == "http://h/x"
     assert args[args.index("-H") + 1] == "te: trailers"
 
 
@@ -130,7 +134,8 @@ def test_transports_measure_every_side_in_interleaved_rounds(scale_repository, m
     monkeypatch.setenv("AIINFRA_ENGINE_CACHE_DIR", str(tmp_path / "engines"))
     result = run_transports(model="scale", concurrency=4, duration_s=1, warmup_s=0,
                             rounds=2)
-    assert result["rounds"] == 2 and len(result["runs"]) == 2
+    assert result["rounds"] == 2
+    assert len(result["runs"]) == 2
     for name in SIDES + FLOOR_SIDES:
         side = result["sides"][name]
         assert side["errors_total"] == 0, name
