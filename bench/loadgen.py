@@ -6,6 +6,7 @@ import asyncio
 import time
 from collections import Counter
 from collections.abc import Callable
+from contextlib import suppress
 
 import aiohttp
 import numpy as np
@@ -43,11 +44,14 @@ Probe = Callable[[], dict[str, float | None]]
 
 async def drive(url: str, model: str, *, concurrency: int, payload: str, duration_s: float,
                 warmup_s: float, batch: int, cpu_probe: Probe | None = None,
-                deadline_s: float | None = None) -> dict:
+                deadline_s: float | None = None, honour_retry_after: bool = False) -> dict:
     """Warm up, then measure for ``duration_s``; every request is checked for status 200.
 
     Latencies are kept per status (``latency_by_status``: refusals apart from answers); with
     ``deadline_s``, ``within_deadline`` is the share of 200s answered within it.
+
+    With ``honour_retry_after`` a worker refused with ``Retry-After`` waits that long (never
+    past the window's end) before it sends again; else it resends at once.
 
     ``cpu_probe`` returns CPU seconds used so far by named processes; it is sampled as the
     measured window opens and closes, and each name's CPU per answered request is reported
@@ -81,13 +85,19 @@ async def drive(url: str, model: str, *, concurrency: int, payload: str, duratio
                     return
                 sent += 1
                 began = time.perf_counter()
+                retry_after = None
                 try:
                     async with session.post(infer_url, data=body, headers=headers) as response:
                         await response.read()
                         status = response.status
+                        retry_after = response.headers.get("Retry-After")
                 except (aiohttp.ClientError, TimeoutError):
                     status = 0
                 done = time.perf_counter()
+                if honour_retry_after and status != 200 and retry_after is not None:
+                    with suppress(ValueError):
+                        await asyncio.sleep(min(float(retry_after),
+                                                max(stop_at - time.perf_counter(), 0.0)))
                 if not counted(began, done, measure_from, stop_at):
                     continue
                 statuses[status] += 1
@@ -136,10 +146,11 @@ def counted(began: float, done: float, measure_from: float, stop_at: float) -> b
 
 def run_against(url: str, *, model: str, concurrency: int, payload: str, duration_s: float,
                 warmup_s: float, batch: int = 1, cpu_probe: Probe | None = None,
-                deadline_s: float | None = None) -> dict:
+                deadline_s: float | None = None, honour_retry_after: bool = False) -> dict:
     result = asyncio.run(drive(url.rstrip("/"), model, concurrency=concurrency, payload=payload,
                                duration_s=duration_s, warmup_s=warmup_s, batch=batch,
-                               cpu_probe=cpu_probe, deadline_s=deadline_s))
+                               cpu_probe=cpu_probe, deadline_s=deadline_s,
+                               honour_retry_after=honour_retry_after))
     result.update({"target": url, "model": model, "concurrency": concurrency,
                    "payload": payload, "batch": batch})
     return result

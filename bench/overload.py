@@ -8,7 +8,10 @@ body is read, and how long a request may queue). Each round measures, with the s
   in-process batched ceiling), statuses and socket errors (wrk's 2 s timeout);
 - the Python generator at the same concurrency: latency per outcome (answers and refusals
   apart, which wrk cannot tell) and the share of answers within the deadline;
-- the Python generator at ``saturation``: what is refused when the load just fills batches.
+- the Python generator at ``saturation``: what is refused when the load just fills batches;
+- wrk and the Python generator again at ``overload`` × ``saturation``, as clients that
+  honour ``Retry-After`` (a refused connection waits that long before it sends again):
+  what the same overload costs when clients back off as the server asks (``*_backoff``).
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from bench.process import SERVE, free_port, loopback_url, running
 from bench.wrk import available, run_wrk
 from serving.demo import build_demo_repository
 from serving.settings import Settings
+
+SIDES = ("wrk", "outcomes", "saturated", "wrk_backoff", "outcomes_backoff")
 
 
 def _with_deadline(repository: Path, model: str, deadline_ms: float, into: Path) -> Path:
@@ -67,18 +72,20 @@ def run_overload(*, model: str, payload: str, saturation: int, overload: int,
         env = {"AIINFRA_LOG_LEVEL": "warning", "AIINFRA_MODEL_REPOSITORY": str(served)}
         for _ in range(rounds):
             one: dict = {}
-            for side in ("wrk", "outcomes", "saturated"):
-                if side == "wrk" and not available():
+            for side in SIDES:
+                if side.startswith("wrk") and not available():
                     continue
+                backoff = side.endswith("_backoff")
                 port = free_port()
                 url = loopback_url(port)
                 with running([*SERVE, "--port", str(port), "--load", model], url, env=env):
-                    if side == "wrk":
-                        one[side] = run_wrk(url, concurrency=concurrency, **load)
+                    if side.startswith("wrk"):
+                        one[side] = run_wrk(url, concurrency=concurrency,
+                                            honour_retry_after=backoff, **load)
                     else:
                         one[side] = run_against(
-                            url, concurrency=concurrency if side == "outcomes" else saturation,
-                            deadline_s=deadline_s, **load)
+                            url, concurrency=saturation if side == "saturated" else concurrency,
+                            deadline_s=deadline_s, honour_retry_after=backoff, **load)
             result["rounds"].append(one)
     result["summary"] = summarize_rounds(result)
     return result
@@ -88,31 +95,48 @@ def summarize_rounds(result: dict) -> dict:
     """Medians over rounds of what the targets are stated in."""
     rounds = result["rounds"]
     ceiling = result["ceiling"]["inferences_per_s"]
-
-    def median(values: list) -> float | None:
-        values = [v for v in values if v is not None]
-        return statistics.median(values) if values else None
-
-    refused = [_refused(r["outcomes"]) for r in rounds]
-    summary = {
-        "within_deadline": median([r["outcomes"].get("within_deadline") for r in rounds]),
-        "refusal_p50_ms": median([r and r["p50_ms"] for r in refused]),
-        "refusal_p99_ms": median([r and r["p99_ms"] for r in refused]),
-        "refused_share": median([
-            (r["count"] if r else 0) / max(sum(o["outcomes"]["statuses"].values()), 1)
-            for r, o in zip(refused, rounds, strict=True)]),
+    summary = _outcome_summary(rounds, "outcomes")
+    summary.update({
         "no_answer": sum(r["outcomes"]["statuses"].get("0", 0) for r in rounds),
         "saturated_refused": sum(
             sum(v for k, v in r["saturated"]["statuses"].items() if k != "200")
             for r in rounds),
-        "saturated_p99_ms": median([r["saturated"]["p99_ms"] for r in rounds]),
-    }
+        "saturated_p99_ms": _median([r["saturated"]["p99_ms"] for r in rounds]),
+    })
     if all("wrk" in r for r in rounds):
-        summary.update({
-            "served_vs_ceiling": median([r["wrk"]["inferences_per_s"] / ceiling
-                                         for r in rounds]),
-            "wrk_socket_errors": sum(sum(r["wrk"]["socket_errors"].values()) for r in rounds),
-            "wrk_rps": median([r["wrk"]["rps"] for r in rounds]),
-            "wrk_statuses": rounds[-1]["wrk"]["statuses"],
-        })
+        summary.update(_wrk_summary(rounds, "wrk", ceiling))
+    if all("outcomes_backoff" in r for r in rounds):
+        summary.update({f"backoff_{k}": v
+                        for k, v in _outcome_summary(rounds, "outcomes_backoff").items()})
+    if all("wrk_backoff" in r for r in rounds):
+        summary.update({f"backoff_{k}": v
+                        for k, v in _wrk_summary(rounds, "wrk_backoff", ceiling).items()})
     return summary
+
+
+def _median(values: list) -> float | None:
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _outcome_summary(rounds: list[dict], side: str) -> dict:
+    """Refusal latency and answers within the deadline, from the Python generator's side."""
+    refused = [_refused(r[side]) for r in rounds]
+    return {
+        "within_deadline": _median([r[side].get("within_deadline") for r in rounds]),
+        "refusal_p50_ms": _median([r and r["p50_ms"] for r in refused]),
+        "refusal_p99_ms": _median([r and r["p99_ms"] for r in refused]),
+        "refused_share": _median([
+            (r["count"] if r else 0) / max(sum(o[side]["statuses"].values()), 1)
+            for r, o in zip(refused, rounds, strict=True)]),
+    }
+
+
+def _wrk_summary(rounds: list[dict], side: str, ceiling: float) -> dict:
+    return {
+        "served_vs_ceiling": _median([r[side]["inferences_per_s"] / ceiling for r in rounds]),
+        "wrk_socket_errors": sum(sum(r[side]["socket_errors"].values()) for r in rounds),
+        "wrk_rps": _median([r[side]["rps"] for r in rounds]),
+        "wrk_statuses": rounds[-1][side]["statuses"],
+    }
+

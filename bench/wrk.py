@@ -68,6 +68,28 @@ function done(summary, latency, requests)
 end
 """
 
+# Appended to SCRIPT for clients that honour Retry-After: the connection refused waits that
+# many seconds before its next request (wrk asks ``delay`` right after each response, on the
+# same connection, so one variable carries it over).
+BACKOFF = r"""
+local pause = 0
+local count = response
+
+function response(status, headers, body)
+  count(status, headers, body)
+  if status ~= 200 then
+    local after = tonumber(headers["Retry-After"] or headers["retry-after"])
+    if after then pause = after * 1000 end
+  end
+end
+
+function delay()
+  local ms = pause
+  pause = 0
+  return ms
+end
+"""
+
 MARK = "AIINFRA-WRK "
 
 
@@ -115,17 +137,19 @@ def to_load_result(raw: dict, batch: int) -> dict:
 
 def run_wrk(url: str, *, model: str, concurrency: int, payload: str, duration_s: float,
             warmup_s: float, batch: int = 1, timeout_s: float = 2.0,
-            metadata: dict | None = None) -> dict:
+            metadata: dict | None = None, honour_retry_after: bool = False) -> dict:
     """Warm up (unmeasured), then one measured wrk run against ``url``'s infer route.
 
-    ``metadata`` (the model's V2 metadata) is asked of the server when not given."""
+    ``metadata`` (the model's V2 metadata) is asked of the server when not given. With
+    ``honour_retry_after`` a refused connection waits the answer's ``Retry-After`` before
+    it sends again, as a well-behaved client does; else it resends at once."""
     url = url.rstrip("/")
     if metadata is None:
         metadata = httpx.get(f"{url}/v2/models/{model}", timeout=10).raise_for_status().json()
     body, headers = build_body(metadata, batch, payload)
     with tempfile.TemporaryDirectory(prefix="aiinfra-wrk-") as tmp:
         script = Path(tmp, "post.lua")
-        script.write_text(SCRIPT)
+        script.write_text(SCRIPT + (BACKOFF if honour_retry_after else ""))
         body_path = Path(tmp, "body")
         body_path.write_bytes(body)
         args = [str(body_path), *(part for item in headers.items() for part in item)]
@@ -137,5 +161,6 @@ def run_wrk(url: str, *, model: str, concurrency: int, payload: str, duration_s:
                        duration_s=duration_s, timeout_s=timeout_s)
     result = to_load_result(raw, batch)
     result.update({"target": url, "model": model, "concurrency": concurrency,
-                   "payload": payload, "batch": batch, "wrk": raw})
+                   "payload": payload, "batch": batch, "wrk": raw,
+                   "honour_retry_after": honour_retry_after})
     return result
