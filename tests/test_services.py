@@ -43,12 +43,12 @@ def test_the_installer_says_what_is_missing_where_it_cannot_install(tmp_path: Pa
     result = subprocess.run(["/bin/bash", str(INSTALL)], capture_output=True, text=True,
                             timeout=60, env={"PATH": str(tmp_path), "CI": ci})
     assert result.returncode == status, result.stderr
-    assert "the test suite needs redis-server wrk" in result.stderr
+    assert "the test suite needs redis-server wrk nghttp2-client" in result.stderr
     assert "no apt-get on this machine" in result.stderr
 
 
 def test_the_installer_does_nothing_when_all_are_there(tmp_path: Path) -> None:
-    for tool in ("redis-server", "pg_ctl", "wrk"):
+    for tool in ("redis-server", "pg_ctl", "wrk", "h2load"):
         (tmp_path / tool).write_text("#!/bin/sh\n")
         (tmp_path / tool).chmod(0o755)
     result = subprocess.run(["/bin/bash", str(INSTALL)], capture_output=True, text=True,
