@@ -17,7 +17,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from bench.loadgen import run_against
 from bench.peers import environment
 from bench.process import READY_PROBE, SERVE, free_port, loopback_url, running
-from bench.runs import merge_runs
+from bench.runs import merge_runs, ratio
 from bench.wrk import run_wrk
 from serving.backends import create_backend
 from serving.backends.base import example_inputs
@@ -89,10 +89,6 @@ def model_metadata(config) -> dict:
                         for s in config.outputs]}
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
 def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float,
                 warmup_s: float, batch: int, generator: str = "python",
                 peers: list | None = None, workers: tuple[int, ...] = (1,)) -> dict:
@@ -153,16 +149,16 @@ def run_compare(*, model: str, concurrency: int, payload: str, duration_s: float
     served = result["aiinfra"]
     ratios: dict = {}
     if "floor" in result:
-        ratios["rps_vs_floor"] = _ratio(served["rps"], result["floor"]["rps"])
+        ratios["rps_vs_floor"] = ratio(served["rps"], result["floor"]["rps"])
     for name in ("naive", "naive_tuned", *(peer.name for peer in peers or [])):
         if name in result:
-            ratios[f"rps_vs_{name}"] = _ratio(served["rps"], result[name]["rps"])
-            ratios[f"p99_vs_{name}"] = _ratio(served["p99_ms"], result[name]["p99_ms"])
+            ratios[f"rps_vs_{name}"] = ratio(served["rps"], result[name]["rps"])
+            ratios[f"p99_vs_{name}"] = ratio(served["p99_ms"], result[name]["p99_ms"])
     ratios["served_vs_ceiling"] = (served["inferences_per_s"]
                                    / result["ceiling"]["inferences_per_s"])
     for name in result:
         if name.startswith("aiinfra_w"):
-            ratios[f"rps_{name}_vs_aiinfra"] = _ratio(result[name]["rps"], served["rps"])
+            ratios[f"rps_{name}_vs_aiinfra"] = ratio(result[name]["rps"], served["rps"])
     result["ratios"] = ratios
     return result
 

@@ -112,10 +112,10 @@ def to_load_result(summary: dict, latencies: np.ndarray, before: dict[str, float
     """One run in ``bench.loadgen``'s shape, successes as the server counted them (as
     h2load's statuses say, without the server's counts)."""
     ok_status = summary["statuses"]["2xx"]
-    if before is None or after is None:
-        before, after = {}, {"success": ok_status}
-    delta = {key: after.get(key, 0) - before.get(key, 0) for key in set(before) | set(after)}
-    served = delta.get("success", 0)
+    counted = before is not None and after is not None
+    delta = ({key: after.get(key, 0) - before.get(key, 0) for key in set(before) | set(after)}
+             if counted else {})
+    served = delta.get("success", 0) if counted else ok_status
     # A 2xx answer the server did not count a success (a gRPC error rides on HTTP 200) is an
     # error; so is every request h2load saw fail (h2load's "failed" holds non-2xx statuses
     # and its "errored", which holds its timeouts).
@@ -130,7 +130,8 @@ def to_load_result(summary: dict, latencies: np.ndarray, before: dict[str, float
         "generator": "h2load",
         "requests": requests,
         "errors_total": errors,
-        "server_outcomes": {key: int(value) for key, value in sorted(delta.items()) if value},
+        "server_outcomes": ({key: int(value) for key, value in sorted(delta.items()) if value}
+                            if counted else None),
         "seconds": round(seconds, 3),
         "rps": requests / seconds if seconds else 0.0,
         "inferences_per_s": requests * batch / seconds if seconds else 0.0,

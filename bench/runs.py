@@ -10,6 +10,11 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, None where either is missing or b is zero."""
+    return a / b if a is not None and b else None
+
+
 def median_run(runs: list[dict], *, summed: Iterable[str] = ("errors_total",)) -> dict:
     """One load result from several: each numeric figure is the median over the runs that
     have it (None where none has), the ``summed`` counts add up, and anything else is the

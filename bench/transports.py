@@ -21,7 +21,6 @@ a time.
 
 from __future__ import annotations
 
-import statistics
 import struct
 import sys
 
@@ -29,6 +28,7 @@ from bench import h2load
 from bench.compare import machine, model_metadata
 from bench.payloads import build_body, random_inputs
 from bench.process import READY_PROBE, SERVE, free_port, loopback_url, running
+from bench.runs import median_run, ratio
 from serving.demo import build_demo_repository
 from serving.repository import ModelRepository
 from serving.rpc import messages
@@ -37,6 +37,7 @@ from serving.settings import Settings
 SIDES = ("grpc", "grpc_one_channel", "http_binary", "http_json")
 # The floors (bench.floor): no model, a fixed answer; the HTTP floor parses JSON only.
 FLOOR_SIDES = ("floor_grpc", "floor_grpc_one_channel", "floor_http_json")
+
 
 def grpc_body(metadata: dict, batch: int, seed: int = 0) -> bytes:
     """One length-prefixed gRPC message: a ``ModelInferRequest`` with raw inputs, the
@@ -66,33 +67,23 @@ def _side(name: str, url: str, grpc_url: str, metadata: dict, batch: int,
             "connections": concurrency, "streams": 1}
 
 
-def _ratio(a: float | None, b: float | None) -> float | None:
-    return a / b if a is not None and b else None
-
-
 def summarise(rounds: list[dict]) -> dict:
     """Each side's medians over the rounds, and gRPC's ratios to the HTTP sides."""
     sides = {}
     for name in rounds[0]:
         runs = [round_[name] for round_ in rounds]
-        merged = dict(runs[0])
-        for key in ("rps", "inferences_per_s", "p50_ms", "p90_ms", "p95_ms", "p99_ms",
-                    "max_ms", "response_header_bytes", "response_body_bytes"):
-            merged[key] = statistics.median(run[key] for run in runs)
-        merged["errors_total"] = sum(run["errors_total"] for run in runs)
-        merged["rps_rounds"] = [round(run["rps"], 1) for run in runs]
-        sides[name] = merged
+        sides[name] = {**median_run(runs), "rps_rounds": [round(run["rps"], 1) for run in runs]}
     ratios = {}
     for grpc in ("grpc", "grpc_one_channel"):
         for http in ("http_binary", "http_json"):
             if grpc in sides and http in sides:
-                ratios[f"rps_{grpc}_vs_{http}"] = _ratio(sides[grpc]["rps"],
+                ratios[f"rps_{grpc}_vs_{http}"] = ratio(sides[grpc]["rps"],
                                                          sides[http]["rps"])
-                ratios[f"p50_{grpc}_vs_{http}"] = _ratio(sides[grpc]["p50_ms"],
+                ratios[f"p50_{grpc}_vs_{http}"] = ratio(sides[grpc]["p50_ms"],
                                                          sides[http]["p50_ms"])
-                ratios[f"p99_{grpc}_vs_{http}"] = _ratio(sides[grpc]["p99_ms"],
+                ratios[f"p99_{grpc}_vs_{http}"] = ratio(sides[grpc]["p99_ms"],
                                                          sides[http]["p99_ms"])
-                ratios[f"request_bytes_{http}_vs_{grpc}"] = _ratio(
+                ratios[f"request_bytes_{http}_vs_{grpc}"] = ratio(
                     sides[http]["request_body_bytes"], sides[grpc]["request_body_bytes"])
     # What aiinfra serves per transport, against that transport's floor; and the transports
     # against each other with no model behind them.
@@ -101,7 +92,7 @@ def summarise(rounds: list[dict]) -> dict:
                           ("floor_grpc", "floor_http_json"),
                           ("floor_grpc_one_channel", "floor_http_json")):
         if served in sides and floor in sides:
-            ratios[f"rps_{served}_vs_{floor}"] = _ratio(sides[served]["rps"],
+            ratios[f"rps_{served}_vs_{floor}"] = ratio(sides[served]["rps"],
                                                         sides[floor]["rps"])
     return {"sides": sides, "ratios": ratios}
 
@@ -133,9 +124,6 @@ def run_transports(*, model: str, concurrency: int, duration_s: float, warmup_s:
                    ) -> dict:
     """``rounds`` rounds; in each, every side in turn (the order rotated round by round),
     warmed up, then measured for ``duration_s``."""
-    if not h2load.available():
-        raise RuntimeError("h2load is not installed (apt-get install nghttp2-client, or "
-                           "make bench)")
     unknown = set(sides) - set(SIDES) - set(FLOOR_SIDES)
     if unknown:
         raise ValueError(f"unknown side(s) {sorted(unknown)}: choose from "
