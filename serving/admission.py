@@ -16,10 +16,15 @@ from __future__ import annotations
 
 import bisect
 import math
+from collections import deque
 from dataclasses import dataclass, field
 
 # Weight of the newest forward in the average: about the last ten batches count.
 EWMA_WEIGHT = 0.2
+# The margin: this quantile of how late the last MARGIN_WINDOW batches were (about the
+# second latest of 32).
+MARGIN_WINDOW = 32
+MARGIN_QUANTILE = 0.95
 
 
 @dataclass(slots=True)
@@ -27,13 +32,18 @@ class ServiceTimes:
     """Forward seconds per batch size, an EWMA per size seen."""
 
     weight: float = EWMA_WEIGHT
-    typical_rows: float = 0.0  # an EWMA of the rows of the batches run
+    typical_rows: float = 0.0  # the rows of the batch a request lately rode in (an EWMA)
     _by_rows: dict[int, float] = field(default_factory=dict)
     _sizes: list[int] = field(default_factory=list)  # sorted keys of _by_rows
 
     def observe(self, rows: int, seconds: float) -> None:
+        # The batch size a request rode in, averaged over requests, not batches: each of
+        # its rows counts once, so one small batch after a burst weighs as little as the
+        # few requests it carried (averaged per batch, a few small ones pulled the forecast
+        # of every request behind them down to a fraction of the batches they then joined).
+        share = 1.0 - (1.0 - self.weight) ** rows
         self.typical_rows = (rows if not self._sizes
-                             else self.typical_rows + self.weight * (rows - self.typical_rows))
+                             else self.typical_rows + share * (rows - self.typical_rows))
         current = self._by_rows.get(rows)
         if current is None:
             bisect.insort(self._sizes, rows)
@@ -66,28 +76,47 @@ class ServiceTimes:
 
 @dataclass(slots=True)
 class PredictionError:
-    """How late answers came against their prediction (seconds; negative: early), as an
-    EWMA of the error and of its spread. ``margin`` is added to every prediction, so that
-    what the model leaves out (the event loop's own delays, batches larger than foreseen)
-    is learnt from what happened rather than assumed."""
+    """How late batches were answered against their prediction (seconds; negative: early),
+    over the last ``window`` batches. ``margin``, added to every prediction, is the
+    ``quantile`` of that lateness: what the model leaves out (forward time under CPU
+    contention, batches larger than foreseen, the event loop's own delays) is learnt from
+    what happened rather than assumed.
 
-    weight: float = EWMA_WEIGHT
-    mean: float = 0.0
-    spread: float = 0.0
-    seen: bool = False
+    A high quantile, not a mean and spread: the deadline is a bound on the late side, and
+    early answers (small batches under bursty load) widen a spread as much as late ones do,
+    which refused requests that would have been in time."""
+
+    window: int = MARGIN_WINDOW
+    quantile: float = MARGIN_QUANTILE
+    observed: int = 0  # batches learnt from
+    margin: float = 0.0  # seconds to add to a prediction
+    _errors: deque[float] = field(default_factory=deque)
+
+    def observe_batch(self, answers: list[tuple[float, float]]) -> None:
+        """One batch's (actual, predicted) seconds, for the requests that had a prediction.
+
+        The batch is one observation, of its latest answer against its prediction: its
+        requests share one forward, so their errors are one event (counted one by one,
+        a batch of early answers would outweigh every late batch before it)."""
+        if answers:
+            self.observe(*max(answers, key=lambda pair: pair[0] - pair[1]))
 
     def observe(self, actual_s: float, predicted_s: float) -> None:
-        error = actual_s - predicted_s
-        if not self.seen:
-            self.mean, self.spread, self.seen = error, abs(error), True
-            return
-        self.mean += self.weight * (error - self.mean)
-        self.spread += self.weight * (abs(error - self.mean) - self.spread)
+        self.observed += 1
+        self._errors.append(actual_s - predicted_s)
+        if len(self._errors) > self.window:
+            self._errors.popleft()
+        ordered = sorted(self._errors)
+        at = self.quantile * (len(ordered) - 1)
+        low = math.floor(at)
+        high = min(low + 1, len(ordered) - 1)
+        value = ordered[low] + (ordered[high] - ordered[low]) * (at - low)
+        self.margin = max(value, 0.0)
 
     @property
-    def margin(self) -> float:
-        """Seconds to add to a prediction: the usual lateness and twice its spread."""
-        return max(self.mean + 2 * self.spread, 0.0)
+    def recent(self) -> list[float]:
+        """The lateness of the batches in the window, oldest first."""
+        return list(self._errors)
 
 
 def predicted_completion_s(times: ServiceTimes, *, queued_rows: int, rows: int,
@@ -97,14 +126,13 @@ def predicted_completion_s(times: ServiceTimes, *, queued_rows: int, rows: int,
     None before the model was measured.
 
     ``busy_remaining_s`` is how long until an instance is free (0 when one is idle). Batches
-    of up to ``max_rows`` run ``instances`` at a time, oldest first (while every instance is
-    busy, at least as large as batches have lately been)."""
+    of up to ``max_rows`` run ``instances`` at a time, oldest first, each at least as large
+    as batches have lately been."""
     total = queued_rows + rows
-    batch = min(total, max_rows)
-    if busy_remaining_s > 0:
-        # While every instance is busy, requests keep arriving and join this one's batch
-        # before it runs: it will be as large as batches have lately been, if not larger.
-        batch = max(batch, min(round(times.typical_rows), max_rows))
+    # Requests keep arriving and join this one's batch until it is taken: it will be as
+    # large as batches have lately been, if not larger. So even on an idle instance: the
+    # first of a burst finds it idle, and its batch fills within the batching delay.
+    batch = max(min(total, max_rows), min(round(times.typical_rows), max_rows))
     per_batch = times.estimate(batch)
     if per_batch is None:
         return None

@@ -67,6 +67,7 @@ class _Pending:
     stats: BatchStats | None = None
     taken: bool = False  # in a batch that is computing: answered whatever its deadline
     predicted: float | None = None  # seconds to its answer, as admission foresaw it
+    # (before the learnt margin)
 
 
 class DynamicBatcher:
@@ -162,8 +163,15 @@ class DynamicBatcher:
 
     # -- admission -----------------------------------------------------------------------
     def predicted_s(self, rows: int = 1) -> float | None:
-        """Seconds until a request of ``rows`` queued now would be answered (None before
-        the model was measured)."""
+        """Seconds until a request of ``rows`` queued now would be answered, the learnt
+        margin included (None before the model was measured)."""
+        predicted = self._foreseen_s(rows)
+        return None if predicted is None else predicted + self.prediction_error.margin
+
+    def _foreseen_s(self, rows: int) -> float | None:
+        """``predicted_s`` without the margin: what the margin is learnt against (learnt
+        against predictions that include it, it would chase itself and settle at half the
+        lateness)."""
         busy_remaining = 0.0
         if len(self._busy) >= len(self._instances):
             busy_remaining = max(min(self._busy.values()) - time.monotonic(), 0.0)
@@ -172,33 +180,44 @@ class DynamicBatcher:
             max_rows=self._max_rows, instances=len(self._instances),
             busy_remaining_s=busy_remaining, delay_s=self._delay_s if self.config.batching
             else 0.0)
-        return None if predicted is None else predicted + self.prediction_error.margin
+        return predicted
 
-    def refusal(self, rows: int, deadline_s: float | None) -> ServingError | None:
+    def refusal(self, rows: int, deadline_s: float | None, *, arrived: float | None = None
+                ) -> ServingError | None:
         """Why a request of ``rows`` with ``deadline_s`` would be refused now, if it would:
-        a full queue, or a predicted completion after its deadline."""
+        a full queue, or a predicted completion after its deadline (counted from
+        ``arrived``, the request's arrival on the monotonic clock, when given)."""
+        if deadline_s is not None and arrived is not None:
+            deadline_s -= max(time.monotonic() - arrived, 0.0)
         return self._judge(rows, deadline_s)[0]
 
     def _judge(self, rows: int, deadline_s: float | None
                ) -> tuple[ServingError | None, float | None]:
-        """(the refusal or None, the prediction it was judged on or None)."""
+        """(the refusal or None, the prediction without the margin, or None); ``deadline_s``
+        is what is left of the request's deadline now."""
         if len(self._queue) >= self.config.max_queue_size:
             predicted = self.predicted_s(rows)
             retry = (self._retry_after_s if predicted is None
                      else max(self._retry_after_s, math.ceil(predicted)))
             return Overloaded(
                 f"model '{self.label}' queue is full ({self.config.max_queue_size} requests); "
-                "retry later", status=self._overload_status, retry_after_s=retry), predicted
+                "retry later", status=self._overload_status, retry_after_s=retry), None
+        # Predicted whatever happens next, so that every batch teaches the margin: were
+        # only the requests that queue behind others learnt from, a margin grown past the
+        # deadline would refuse all of them and never come down again.
+        foreseen = self._foreseen_s(rows)
+        if foreseen is None:
+            return None, None  # never measured: admitted, and measured
         if deadline_s is None or not (self._queue or self._busy):
-            return None, None  # idle: admitted, and measured
-        predicted = self.predicted_s(rows)
-        if predicted is None or predicted <= deadline_s:
-            return None, predicted
+            return None, foreseen  # idle: admitted, and measured
+        predicted = foreseen + self.prediction_error.margin
+        if predicted <= deadline_s:
+            return None, foreseen
         return DeadlineUnreachable(
             f"model '{self.label}' would answer in about {predicted * 1000:.0f} ms, after the "
             f"request's deadline of {deadline_s * 1000:.0f} ms; retry later",
             status=self._overload_status,
-            retry_after_s=retry_after_s(predicted, deadline_s)), predicted
+            retry_after_s=retry_after_s(predicted, deadline_s)), foreseen
 
     def early_refusal(self) -> ServingError | None:
         """The refusal a request would get whatever its body: judged before it is read
@@ -209,25 +228,36 @@ class DynamicBatcher:
 
     # -- submission ----------------------------------------------------------------------
     async def infer(self, inputs: list[np.ndarray], timeout_s: float | None,
-                    stats: BatchStats | None = None) -> list[np.ndarray]:
+                    stats: BatchStats | None = None, *, arrived: float | None = None
+                    ) -> list[np.ndarray]:
         """Queue one request (its arrays in config input order) and wait for its outputs.
 
         ``stats``, when given, is filled in with the request's queue wait and batch size.
+        ``arrived`` is when the request reached the server (monotonic clock; default now):
+        its timeout and latency budget count from then, so the time spent reading and
+        decoding it is not given again to the queue.
         """
         if self._stopping:
             raise ModelNotReady(f"model '{self.label}' is unloading; retry shortly")
         batching = self.config.batching
         rows = inputs[0].shape[0] if batching else 1
-        refused, predicted = self._judge(rows, timeout_s or self._budget_s)
+        now = time.monotonic()
+        spent = 0.0 if arrived is None else max(now - arrived, 0.0)
+        if timeout_s and spent >= timeout_s:
+            raise RequestTimeout(
+                f"request timeout of {timeout_s * 1000:.0f} ms expired before the request "
+                f"reached model '{self.label}' ({spent * 1000:.0f} ms reading it)")
+        deadline_s = timeout_s or self._budget_s
+        refused, predicted = self._judge(rows, None if deadline_s is None
+                                         else deadline_s - spent)
         if refused is not None:
             raise refused
         loop = asyncio.get_running_loop()
-        now = time.monotonic()
         item = _Pending(
             inputs=inputs,
             rows=rows,
             signature=tuple(a.shape[1:] for a in inputs) if batching else (),
-            deadline=now + timeout_s if timeout_s else None,
+            deadline=now - spent + timeout_s if timeout_s else None,
             enqueued=now,
             future=loop.create_future(),
             stats=stats,
@@ -241,7 +271,7 @@ class DynamicBatcher:
             return await item.future
         # One timer, no extra task or future: cancelling the caller cancels ``item.future``,
         # and a cancelled or expired entry is never computed.
-        timer = loop.call_later(timeout_s, self._expire, item, timeout_s)
+        timer = loop.call_later(item.deadline - now, self._expire, item, timeout_s)
         try:
             return await item.future
         finally:
@@ -369,8 +399,9 @@ class DynamicBatcher:
             for item, outputs in zip(batch, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(outputs)
-                if item.predicted is not None:  # how right admission was
-                    self.prediction_error.observe(answered - item.enqueued, item.predicted)
+            self.prediction_error.observe_batch(  # how right admission was
+                [(answered - item.enqueued, item.predicted) for item in batch
+                 if item.predicted is not None])
             if self._queue:  # others may have been woken and gone back to sleep meanwhile
                 self._has_work.set()
 

@@ -106,8 +106,12 @@ def _take_rows(arrays: list[np.ndarray], rows: list[int]) -> list[np.ndarray]:
 
 async def run_inference(model: LoadedModel, version: int | None, request: InferRequest,
                         cache: PredictionCache | None = None,
-                        trace: tracing.RequestTrace | None = None) -> InferenceResult:
-    """Validate, look the rows up in the cache (if the model opts in), batch the rest."""
+                        trace: tracing.RequestTrace | None = None, *,
+                        arrived: float | None = None) -> InferenceResult:
+    """Validate, look the rows up in the cache (if the model opts in), batch the rest.
+
+    ``arrived`` is when the request reached the server (``time.monotonic()``): its timeout
+    counts from then."""
     config = model.config
     arrays = bind_inputs(config, request)
     check_requested_outputs(config, request)
@@ -129,14 +133,14 @@ async def run_inference(model: LoadedModel, version: int | None, request: InferR
             batcher.stats.stages["cache_miss" if lookup.missing else "cache_hit"].add(
                 time.perf_counter() - looked_up)
     if lookup is None:
-        outputs = await batcher.infer(arrays, timeout_s, result.batch)
+        outputs = await batcher.infer(arrays, timeout_s, result.batch, arrived=arrived)
         result.outputs = select_outputs(config, request, outputs)
         return result
     missing = lookup.missing
     computed = None
     if missing:
         wanted = arrays if len(missing) == len(lookup.found) else _take_rows(arrays, missing)
-        computed = await batcher.infer(wanted, timeout_s, result.batch)
+        computed = await batcher.infer(wanted, timeout_s, result.batch, arrived=arrived)
         try:
             cache.store(config, lookup, computed)
         except Exception:  # noqa: BLE001 - after the forward nothing may fail the request

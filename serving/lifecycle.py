@@ -49,6 +49,7 @@ async def serve_infer(rt: Runtime, model_name: str, model_version: str | None, *
 async def _serve(rt: Runtime, model_name: str, model_version: str | None, protocol: str,
                  read: Read, encode: Encode[T], guard, trace: tracing.RequestTrace) -> T:
     started = time.perf_counter()
+    arrived = time.monotonic()  # what the request's deadline counts from
     created_at = time.time()
     label = model_name if rt.registry.loaded(model_name) else rt.model_label(model_name)
     series = rt.metrics.series(label, protocol)
@@ -64,10 +65,12 @@ async def _serve(rt: Runtime, model_name: str, model_version: str | None, protoc
         async with rt.registry.use(model_name) as model:
             traced = trace if trace.span is not None else None
             if guard is None:
-                result = await run_inference(model, version, request, rt.cache, traced)
+                result = await run_inference(model, version, request, rt.cache, traced,
+                                             arrived=arrived)
             else:
                 async with guard():
-                    result = await run_inference(model, version, request, rt.cache, traced)
+                    result = await run_inference(model, version, request, rt.cache, traced,
+                                                 arrived=arrived)
         response = encode(request, result)
         outcome = "success"
     except ServingError as error:
