@@ -2,11 +2,14 @@
 would wait.
 
 Each batcher keeps an exponentially weighted moving average of its forward time per batch
-size (``ServiceTimes``). A request's predicted completion is the time until an instance is
-free, plus one forward of a full (or the last, partial) batch for every round of batches
-queued ahead of it and its own, plus the batching delay when its batch will not fill. A
-request predicted to finish after its deadline is refused at once, with ``Retry-After`` set
-to how much too late it would be: the queue ahead of it drains by that much meanwhile.
+size (``ServiceTimes``, seeded by the timed warm-up). A request's predicted completion is
+the time until an instance is free, plus one forward of a full (or the last, partial) batch
+for every round of batches queued ahead of it and its own (at least as large as the batches
+requests lately rode in), plus the batching delay when its batch will not fill, plus a
+margin learnt from how late recent batches were against their prediction
+(``PredictionError``). A request predicted to finish after what is left of its deadline is
+refused at once, with ``Retry-After`` set to how much too late it would be: the queue ahead
+of it drains by that much meanwhile.
 
 Nothing is refused while the model is idle (empty queue, no batch computing): a model that
 was measured slow once would otherwise refuse every request and never be measured again.
@@ -33,8 +36,16 @@ class ServiceTimes:
 
     weight: float = EWMA_WEIGHT
     typical_rows: float = 0.0  # the rows of the batch a request lately rode in (an EWMA)
+    batches: int = 0  # batches observed
     _by_rows: dict[int, float] = field(default_factory=dict)
     _sizes: list[int] = field(default_factory=list)  # sorted keys of _by_rows
+
+    def seed(self, rows: int, seconds: float) -> None:
+        """A forward time measured before serving (at warm-up): a first estimate for
+        ``rows``, which batches then refine; it says nothing of the batches to come."""
+        if rows not in self._by_rows:
+            bisect.insort(self._sizes, rows)
+        self._by_rows[rows] = seconds
 
     def observe(self, rows: int, seconds: float) -> None:
         # The batch size a request rode in, averaged over requests, not batches: each of
@@ -42,8 +53,9 @@ class ServiceTimes:
         # few requests it carried (averaged per batch, a few small ones pulled the forecast
         # of every request behind them down to a fraction of the batches they then joined).
         share = 1.0 - (1.0 - self.weight) ** rows
-        self.typical_rows = (rows if not self._sizes
+        self.typical_rows = (rows if not self.batches
                              else self.typical_rows + share * (rows - self.typical_rows))
+        self.batches += 1
         current = self._by_rows.get(rows)
         if current is None:
             bisect.insort(self._sizes, rows)
@@ -55,7 +67,7 @@ class ServiceTimes:
         """Seconds for a batch of ``rows``: measured, else interpolated between the nearest
         sizes measured, else scaled linearly from the largest smaller one (an upper bound
         where forward time grows slower than the batch), else the smallest larger one's.
-        None before any batch was measured."""
+        None before any batch was measured or seeded."""
         if rows in self._by_rows:
             return self._by_rows[rows]
         if not self._sizes:

@@ -95,6 +95,9 @@ class DynamicBatcher:
         # is read may judge against (the request's own ``timeout`` can only lower it).
         self._model_deadline_s = (config.default_timeout_ms / 1000.0 or None) or self._budget_s
         self.service_times = ServiceTimes()
+        for rows_ in sorted({r for backend in instances for r in backend.warmup_s}):
+            # the slowest instance's warm-up: judged from the first request on
+            self.service_times.seed(rows_, max(b.warmup_s.get(rows_, 0.0) for b in instances))
         self.prediction_error = PredictionError()
         self._queued_rows = 0
         self._busy: dict[int, float] = {}  # instance -> when its batch should end

@@ -82,8 +82,8 @@ class LoadedModel:
 
 def _build_instances(repository: ModelRepository, settings: Settings, name: str
                      ) -> tuple[ModelConfig, str, dict[int, list[Backend]], dict[int, str]]:
-    """Blocking: read the config, build every instance of every served version, warm up;
-    fingerprint each version's artifact."""
+    """Blocking: read the config, build every instance of every served version, warm up
+    (each warm-up size twice, the second timed); fingerprint each version's artifact."""
     config = repository.config(name)
     kind = resolve_backend(config)
     built: dict[int, list[Backend]] = {}
@@ -94,8 +94,14 @@ def _build_instances(repository: ModelRepository, settings: Settings, name: str
                                     engine_cache_dir=settings.engine_cache_dir)
                      for _ in range(config.instance_count)]
         for backend in instances:
-            for size in config.warmup_batch_sizes:
+            sizes = config.warmup_batch_sizes
+            for size in sizes:  # the first forwards: lazy initialisation, allocation
                 backend.forward(example_inputs(config, size))
+            for size in sizes:  # warm ones, timed
+                inputs = example_inputs(config, size)
+                started = time.perf_counter()
+                backend.forward(inputs)
+                backend.warmup_s[size] = time.perf_counter() - started
         built[version.version] = instances
     return config, kind, built, fingerprints
 

@@ -47,6 +47,9 @@ class Backend:
         self._input_torch = [TORCH_DTYPES.get(s.datatype) for s in config.inputs]
         self._output_numpy = [NUMPY_DTYPES[s.datatype] for s in config.outputs]
         self._output_torch = [TORCH_DTYPES.get(s.datatype) for s in config.outputs]
+        # Seconds of one warm forward per batch size, measured at warm-up (the batcher's
+        # first service times: admission can judge before the first batch has run).
+        self.warmup_s: dict[int, float] = {}
 
     def describe(self) -> str:
         return f"{self.name} on {self.device}"

@@ -17,6 +17,7 @@ from serving.admission import (
     predicted_completion_s,
     retry_after_s,
 )
+from serving.batcher import DynamicBatcher
 from serving.errors import DeadlineUnreachable, Overloaded, RequestTimeout
 from tests.serving import test_batcher
 from tests.serving.test_batcher import WAIT_S, check_outputs, rows, wait_until
@@ -416,3 +417,28 @@ async def test_the_margin_is_learnt_against_predictions_without_it(make_rig) -> 
         check_outputs(rows(i), await rig.batcher.infer([rows(i)], 1.0))
     assert rig.batcher.prediction_error.observed == 25
     assert rig.batcher.prediction_error.margin >= 0.045
+
+
+async def test_a_model_seeded_at_warm_up_refuses_its_first_burst_in_time(make_rig) -> None:
+    """Warm-up forward times seed the service times: a burst that arrives before any batch
+    has run is judged, not admitted blind."""
+    rig = make_rig(gated=True, max_batch_size=1, max_queue_delay_ms=0, max_queue_size=64)
+    batcher = rig.batcher
+    assert batcher.service_times.estimate(1) is None  # the rig's backend was not warmed
+    rig.backend.warmup_s[1] = 0.2
+    seeded = DynamicBatcher("fake", rig.batcher.config, [rig.backend],
+                                         rig.metrics)
+    seeded.start()
+    try:
+        assert seeded.service_times.estimate(1) == pytest.approx(0.2)
+        first = asyncio.create_task(seeded.infer([rows(0)], 1.1))
+        await wait_until(rig.backend.entered.is_set, "the first batch runs")
+        queued = [asyncio.create_task(seeded.infer([rows(i)], 1.1)) for i in range(1, 5)]
+        await wait_until(lambda: seeded.queue_depth == 4, "four queued, the last answered in about 1 s")
+        with pytest.raises(DeadlineUnreachable):  # the sixth would answer in 1.2 s
+            await seeded.infer([rows(9)], 1.1)
+        rig.gate.set()
+        for i, task in enumerate([first, *queued]):
+            check_outputs(rows(i), await asyncio.wait_for(task, WAIT_S))
+    finally:
+        await asyncio.wait_for(seeded.stop(), WAIT_S)

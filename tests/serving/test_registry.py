@@ -630,3 +630,21 @@ async def test_an_evicted_model_is_not_built_again_beside_itself(scale_repositor
             assert events.index("scale stopped") < events.index("build scale", 1)
     finally:
         await registry.close()
+
+
+async def test_warm_up_times_are_the_batchers_first_service_times(scale_repository: Path,
+                                                                  registry_factory) -> None:
+    """A model just loaded (a new replica scaled up under load, say) can judge its first
+    burst: its warm-up forwards, timed, are its first service times. Unmeasured, it admitted
+    everything up to the queue bound (128 requests: 8 batches of resnet18, far past a 1 s
+    deadline)."""
+    registry = registry_factory(scale_repository)
+    try:
+        async with asyncio.timeout(20), registry.use("scale") as scale:
+            times = scale.batcher(None).service_times
+            sizes = scale.config.warmup_batch_sizes
+            assert sizes and sorted(times.snapshot()) == sorted(sizes)
+            assert all(0 < seconds < 5 for seconds in times.snapshot().values())
+            assert times.batches == 0  # nothing yet about how large batches will be
+    finally:
+        await registry.close()
