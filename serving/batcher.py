@@ -107,6 +107,8 @@ class DynamicBatcher:
         self._m_batch = metrics.batch_size.labels(label)
         self._m_exec = metrics.executions.labels(label)
         self._m_infer = metrics.inferences.labels(label)
+        self._m_lateness = metrics.admission_lateness.labels(label)
+        self._m_margin = metrics.admission_margin.labels(label)
         # The refusals raised here start at zero; the runtime counts them (by each error's
         # ``reason``) with every other outcome.
         for refusal in (Overloaded, RequestTimeout, DeadlineUnreachable):
@@ -402,9 +404,12 @@ class DynamicBatcher:
             for item, outputs in zip(batch, results, strict=True):
                 if not item.future.done():
                     item.future.set_result(outputs)
-            self.prediction_error.observe_batch(  # how right admission was
+            late = self.prediction_error.observe_batch(  # how right admission was
                 [(answered - item.enqueued, item.predicted) for item in batch
                  if item.predicted is not None])
+            if late is not None:
+                self._m_lateness.observe(late)
+                self._m_margin.set(self.prediction_error.margin)
             if self._queue:  # others may have been woken and gone back to sleep meanwhile
                 self._has_work.set()
 

@@ -31,6 +31,9 @@ disable_created_metrics()
 LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
                    5.0, 10.0, 30.0)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+# Seconds late against a prediction (negative: early).
+LATENESS_BUCKETS = (-1.0, -0.5, -0.25, -0.1, -0.05, -0.025, -0.01, 0.0, 0.01, 0.025, 0.05,
+                    0.1, 0.25, 0.5, 1.0, 2.5)
 LOAD_BUCKETS = (0.1, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0)
 
 
@@ -130,6 +133,14 @@ class ServingMetrics:
         self.batch_size = Histogram(
             "aiinfra_batch_size", "Samples per executed batch", ["model"],
             buckets=BATCH_BUCKETS, registry=r)
+        self.admission_lateness = Histogram(
+            "aiinfra_admission_lateness_seconds", "How late each batch's latest answer came "
+            "against admission's prediction, before the learnt margin (negative: early)",
+            ["model"], buckets=LATENESS_BUCKETS, registry=r)
+        self.admission_margin = Gauge(
+            "aiinfra_admission_margin_seconds", "The margin admission adds to every "
+            "prediction (learnt from recent lateness; the widest of the workers)", ["model"],
+            multiprocess_mode="livemax", registry=r)
         self.queue_depth = Gauge(
             "aiinfra_queue_depth", "Requests waiting in the model's queue", ["model"],
             multiprocess_mode="livesum", registry=r)

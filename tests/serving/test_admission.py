@@ -315,6 +315,10 @@ async def test_a_batch_is_one_observation_of_lateness(make_rig) -> None:
     error = rig.batcher.prediction_error
     assert error.observed == 2, "a batch was observed more than once"
     assert error.margin > 0.05  # the second batch's lateness is learnt
+    # ... and shown: one lateness a batch, and the margin now added
+    assert rig.sample("aiinfra_admission_lateness_seconds_count") == 2
+    assert rig.sample("aiinfra_admission_lateness_seconds_bucket", le="0.0") == 0  # late
+    assert rig.sample("aiinfra_admission_margin_seconds") == pytest.approx(error.margin)
 
 
 def test_early_batches_do_not_erase_what_late_batches_showed() -> None:
@@ -393,9 +397,9 @@ async def test_a_margin_that_refuses_everything_queued_is_still_learnt_from(make
     error = rig.batcher.prediction_error
     error.observe(actual_s=2.0, predicted_s=0.001)  # one batch far later than foreseen
     assert error.margin > 1.0
-    for i in range(20):  # idle each time: admitted, and answered about as foreseen
+    for i in range(40):  # idle each time: admitted, and answered about as foreseen
         check_outputs(rows(i), await rig.batcher.infer([rows(i)], 1.0))
-    assert error.observed == 21
+    assert error.observed == 41  # the late batch has left the window
     assert rig.batcher.predicted_s(1) < 0.5  # requests may queue within 1 s again
 
 
