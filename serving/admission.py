@@ -25,11 +25,12 @@ from dataclasses import dataclass, field
 # Weight of the newest forward in the average: about the last ten batches count.
 EWMA_WEIGHT = 0.2
 # The margin: this quantile of how late the last MARGIN_WINDOW batches were (of 32, about
-# two thirds of the way from the second latest to the latest; the 95th percentile, about
-# the second latest, let more late answers through for no more served in an A/B,
-# docs/BENCHMARKS.md).
+# the second latest). The 99th percentile (two thirds of the way to the latest) let fewer
+# late answers through under overload, but one late batch then held the margin high for
+# 32 batches, and at saturation that refused requests that would have been in time
+# (docs/BENCHMARKS.md).
 MARGIN_WINDOW = 32
-MARGIN_QUANTILE = 0.99
+MARGIN_QUANTILE = 0.95
 
 
 @dataclass(slots=True)
@@ -150,7 +151,12 @@ def predicted_completion_s(times: ServiceTimes, *, queued_rows: int, rows: int,
     # Requests keep arriving and join this one's batch until it is taken: it will be as
     # large as batches have lately been, if not larger. So even on an idle instance: the
     # first of a burst finds it idle, and its batch fills within the batching delay.
-    batch = max(min(total, max_rows), min(round(times.typical_rows), max_rows))
+    # Before any batch has run (service times seeded at warm-up), nothing says how large
+    # batches will be: a full one, the most it can be (foreseen from the rows queued, the
+    # first burst after a start was predicted at a fifth of its wait, and that one late
+    # batch widened the margin for the 32 after it).
+    typical = round(times.typical_rows) if times.batches else max_rows
+    batch = max(min(total, max_rows), min(typical, max_rows))
     per_batch = times.estimate(batch)
     if per_batch is None:
         return None

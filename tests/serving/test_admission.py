@@ -446,3 +446,17 @@ async def test_a_model_seeded_at_warm_up_refuses_its_first_burst_in_time(make_ri
             check_outputs(rows(i), await asyncio.wait_for(task, WAIT_S))
     finally:
         await asyncio.wait_for(seeded.stop(), WAIT_S)
+
+
+def test_before_any_batch_has_run_a_request_is_foreseen_in_a_full_batch() -> None:
+    """Seeded at warm-up, nothing is known yet of how large batches will be: the first
+    burst after a start is foreseen in full batches, not in the few rows queued so far."""
+    times = ServiceTimes()
+    times.seed(1, 0.03)
+    times.seed(16, 0.4)
+    common = {"max_rows": 16, "instances": 1, "delay_s": 0.0}
+    assert predicted_completion_s(times, queued_rows=1, rows=1, busy_remaining_s=0.03,
+                                  **common) == pytest.approx(0.03 + 0.4)
+    times.observe(2, 0.05)  # a batch has run: its size is the forecast now
+    assert predicted_completion_s(times, queued_rows=1, rows=1, busy_remaining_s=0.03,
+                                  **common) == pytest.approx(0.03 + 0.05)
