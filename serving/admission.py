@@ -140,13 +140,13 @@ class PredictionError:
 
 def predicted_completion_s(times: ServiceTimes, *, queued_rows: int, rows: int,
                            max_rows: int, instances: int, busy_remaining_s: float,
-                           delay_s: float) -> float | None:
+                           delay_s: float, joinable_rows: int | None = None) -> float | None:
     """Seconds until a request of ``rows`` queued behind ``queued_rows`` is answered, or
     None before the model was measured.
 
     ``busy_remaining_s`` is how long until an instance is free (0 when one is idle). Batches
     of up to ``max_rows`` run ``instances`` at a time, oldest first, each at least as large
-    as batches have lately been."""
+    as batches have lately been, unless at most ``joinable_rows`` more can still join."""
     total = queued_rows + rows
     # Requests keep arriving and join this one's batch until it is taken: it will be as
     # large as batches have lately been, if not larger. So even on an idle instance: the
@@ -156,6 +156,11 @@ def predicted_completion_s(times: ServiceTimes, *, queued_rows: int, rows: int,
     # first burst after a start was predicted at a fifth of its wait, and that one late
     # batch widened the margin for the 32 after it).
     typical = round(times.typical_rows) if times.batches else max_rows
+    if joinable_rows is not None:
+        # No more can join than there are requesters outside: with 16 clients and 15 of
+        # them in the computing batch, the 16th rides alone, whatever batches lately were
+        # (foreseen in a batch of 15, it was refused at 1x saturation, again and again).
+        typical = min(typical, total + joinable_rows)
     batch = max(min(total, max_rows), min(typical, max_rows))
     per_batch = times.estimate(batch)
     if per_batch is None:

@@ -42,6 +42,8 @@ from serving.stats import VersionStats
 
 log = logging.getLogger(__name__)
 
+PEAK_WINDOW = 32  # batches over which the most rows held at once is remembered
+
 
 @dataclass(slots=True)
 class BatchStats:
@@ -86,6 +88,12 @@ class DynamicBatcher:
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
         self._computing: set[_Pending] = set()
+        self._computing_rows = 0
+        # Rows held (queued and computing) when each of the last batches was taken: the
+        # most the model's clients lately had in it at once. A request that finds that many
+        # held (itself included) will have no one left to join its batch.
+        self._held_peaks: deque[int] = deque(maxlen=PEAK_WINDOW)
+        self._held_peak = 0
         self._executors: list[ThreadPoolExecutor] = []
         self._stats = stats if stats is not None else VersionStats()
         self._overload_status = overload_status
@@ -132,6 +140,7 @@ class DynamicBatcher:
         self._queue.clear()
         self._queued_rows = 0
         self._computing.clear()
+        self._computing_rows = 0
         for task in self._tasks:
             task.cancel()
         for executor in self._executors:
@@ -180,11 +189,15 @@ class DynamicBatcher:
         busy_remaining = 0.0
         if len(self._busy) >= len(self._instances):
             busy_remaining = max(min(self._busy.values()) - time.monotonic(), 0.0)
+        # Bounded only once a batch has run: before, the peak has seen a start, not the
+        # clients (the first batch alone would bound the burst behind it to nothing).
+        joinable = (max(self._held_peak - self._queued_rows - self._computing_rows - rows, 0)
+                    if self.service_times.batches and self._held_peaks else None)
         predicted = predicted_completion_s(
             self.service_times, queued_rows=self._queued_rows, rows=rows,
             max_rows=self._max_rows, instances=len(self._instances),
             busy_remaining_s=busy_remaining, delay_s=self._delay_s if self.config.batching
-            else 0.0)
+            else 0.0, joinable_rows=joinable)
         return predicted
 
     def refusal(self, rows: int, deadline_s: float | None, *, arrived: float | None = None
@@ -376,6 +389,9 @@ class DynamicBatcher:
                     item.stats.batch_rows = batch_rows
                     item.stats.taken_at = taken_at
             self._computing.update(batch)
+            self._computing_rows += batch_rows
+            self._held_peaks.append(self._computing_rows + self._queued_rows)
+            self._held_peak = max(self._held_peaks)
             self._busy[index] = started + (self.service_times.estimate(batch_rows) or 0.0)
             try:
                 results = await loop.run_in_executor(executor, self._run, backend, batch)
@@ -399,6 +415,7 @@ class DynamicBatcher:
                 continue
             finally:
                 self._computing.difference_update(batch)
+                self._computing_rows -= batch_rows
                 self._busy.pop(index, None)
             answered = time.monotonic()
             for item, outputs in zip(batch, results, strict=True):

@@ -460,3 +460,50 @@ def test_before_any_batch_has_run_a_request_is_foreseen_in_a_full_batch() -> Non
     times.observe(2, 0.05)  # a batch has run: its size is the forecast now
     assert predicted_completion_s(times, queued_rows=1, rows=1, busy_remaining_s=0.03,
                                   **common) == pytest.approx(0.03 + 0.05)
+
+
+def test_no_more_can_join_a_batch_than_there_are_requesters_left() -> None:
+    times = ServiceTimes(weight=0.0)
+    times.observe(15, 0.6)  # batches of 15 lately
+    times.observe(1, 0.05)
+    common = {"max_rows": 16, "instances": 1, "delay_s": 0.0, "busy_remaining_s": 0.3}
+    assert predicted_completion_s(times, queued_rows=0, rows=1, **common) == pytest.approx(
+        0.3 + 0.6)  # foreseen in a batch of 15
+    assert predicted_completion_s(times, queued_rows=0, rows=1, joinable_rows=0,
+                                  **common) == pytest.approx(0.3 + 0.05)  # alone
+    assert predicted_completion_s(times, queued_rows=2, rows=1, joinable_rows=3,
+                                  **common) == pytest.approx(0.3 + times.estimate(6))
+
+
+async def test_at_saturation_the_request_no_one_can_join_is_admitted(make_rig) -> None:
+    """Sixteen clients, fifteen of them in the computing batch: the sixteenth will ride
+    alone, and fits its deadline. Foreseen in a batch as large as the last (15 rows), it
+    was refused; a client that resends at once was then refused thousands of times at 1x
+    saturation (docs/BENCHMARKS.md)."""
+    rig = make_rig(gated=True, max_batch_size=16, max_queue_delay_ms=200, max_queue_size=64)
+    batcher = rig.batcher
+    batcher.service_times.observe(1, 0.05)
+    batcher.service_times.observe(15, 0.6)
+    tasks = [asyncio.create_task(batcher.infer([rows(i)], None)) for i in range(15)]
+    await wait_until(lambda: rig.backend.sizes == [15], "fifteen computing in one batch")
+    # 0.6 s until the batch ends, then the 200 ms batching delay and one row's forward
+    assert batcher.refusal(1, 1.0) is None
+    tasks.append(asyncio.create_task(batcher.infer([rows(15)], 1.0)))
+    await wait_until(lambda: batcher.queue_depth == 1, "the sixteenth queued")
+    await finish(rig, tasks)
+    assert rig.backend.sizes == [15, 1]
+
+
+async def test_the_first_burst_after_a_start_is_foreseen_in_full_batches(make_rig) -> None:
+    """Seeded at warm-up and with one request computing, the model has seen no batch yet:
+    the burst behind it is foreseen in a full batch, not bounded by the one request the
+    model has held so far (so bounded, resnet18's first burst was predicted at 69 ms and
+    answered in 660)."""
+    rig = make_rig(gated=True, max_batch_size=16, max_queue_delay_ms=0)
+    batcher = rig.batcher
+    batcher.service_times.seed(1, 0.05)
+    batcher.service_times.seed(16, 0.6)
+    task = asyncio.create_task(batcher.infer([rows(0)], None))
+    await wait_until(rig.backend.entered.is_set, "the first request computes")
+    assert batcher.predicted_s(1) > 0.6  # what is left of one row's forward, then sixteen's
+    await finish(rig, [task])
