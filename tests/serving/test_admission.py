@@ -438,7 +438,7 @@ async def test_a_model_seeded_at_warm_up_refuses_its_first_burst_in_time(make_ri
         first = asyncio.create_task(seeded.infer([rows(0)], 1.1))
         await wait_until(rig.backend.entered.is_set, "the first batch runs")
         queued = [asyncio.create_task(seeded.infer([rows(i)], 1.1)) for i in range(1, 5)]
-        await wait_until(lambda: seeded.queue_depth == 4, "four queued, the last answered in about 1 s")
+        await wait_until(lambda: seeded.queue_depth == 4, "four queued, the last done in ~1 s")
         with pytest.raises(DeadlineUnreachable):  # the sixth would answer in 1.2 s
             await seeded.infer([rows(9)], 1.1)
         rig.gate.set()

@@ -643,7 +643,8 @@ async def test_warm_up_times_are_the_batchers_first_service_times(scale_reposito
         async with asyncio.timeout(20), registry.use("scale") as scale:
             times = scale.batcher(None).service_times
             sizes = scale.config.warmup_batch_sizes
-            assert sizes and sorted(times.snapshot()) == sorted(sizes)
+            assert sizes
+            assert sorted(times.snapshot()) == sorted(sizes)
             assert all(0 < seconds < 5 for seconds in times.snapshot().values())
             assert times.batches == 0  # nothing yet about how large batches will be
     finally:
