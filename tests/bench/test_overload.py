@@ -69,8 +69,9 @@ def test_wrk_waits_what_retry_after_asks_only_when_told(honour: bool) -> None:
                              warmup_s=0, metadata=METADATA, honour_retry_after=honour)
     refused = result["statuses"].get("503", 0)
     if honour:
-        # each connection: one request, a 1 s wait, another... at most 3 in 2 s
-        assert 1 <= refused <= 6
+        # each connection: one request, a 1 s wait, another... 3 in 2 s, and a fourth
+        # where wrk's window ends a little after the third wait (7 seen once)
+        assert 1 <= refused <= 8
     else:
         assert refused > 100
     assert result["honour_retry_after"] is honour
