@@ -22,6 +22,8 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 
+import numpy as np
+
 # Weight of the newest forward in the average: about the last ten batches count.
 EWMA_WEIGHT = 0.2
 # The margin: this quantile of how late the last MARGIN_WINDOW batches were (of 32, about
@@ -105,7 +107,10 @@ class PredictionError:
     quantile: float = MARGIN_QUANTILE
     observed: int = 0  # batches learnt from
     margin: float = 0.0  # seconds to add to a prediction
-    _errors: deque[float] = field(default_factory=deque)
+    _errors: deque[float] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._errors = deque(maxlen=self.window)
 
     def observe_batch(self, answers: list[tuple[float, float]]) -> float | None:
         """One batch's (actual, predicted) seconds, for the requests that had a prediction;
@@ -120,17 +125,11 @@ class PredictionError:
 
     def observe(self, actual_s: float, predicted_s: float) -> float:
         """One batch's lateness; returns it."""
+        late = actual_s - predicted_s
         self.observed += 1
-        self._errors.append(actual_s - predicted_s)
-        if len(self._errors) > self.window:
-            self._errors.popleft()
-        ordered = sorted(self._errors)
-        at = self.quantile * (len(ordered) - 1)
-        low = math.floor(at)
-        high = min(low + 1, len(ordered) - 1)
-        value = ordered[low] + (ordered[high] - ordered[low]) * (at - low)
-        self.margin = max(value, 0.0)
-        return self._errors[-1]
+        self._errors.append(late)
+        self.margin = max(float(np.quantile(self._errors, self.quantile)), 0.0)
+        return late
 
     @property
     def recent(self) -> list[float]:
