@@ -3,13 +3,14 @@ would wait.
 
 Each batcher keeps an exponentially weighted moving average of its forward time per batch
 size (``ServiceTimes``, seeded by the timed warm-up). A request's predicted completion is
-the time until an instance is free, plus one forward of a full (or the last, partial) batch
-for every round of batches queued ahead of it and its own (at least as large as the batches
-requests lately rode in), plus the batching delay when its batch will not fill, plus a
-margin learnt from how late recent batches were against their prediction
-(``PredictionError``). A request predicted to finish after what is left of its deadline is
-refused at once, with ``Retry-After`` set to how much too late it would be: the queue ahead
-of it drains by that much meanwhile.
+the time until an instance is free (or its batch closes), plus one forward of a full batch
+for every round of full batches queued ahead of it, plus the forward of its own batch as it
+stands with it, plus a margin learnt from how late recent batches were against their
+prediction (``PredictionError``). A request is refused at once when that completion is
+after what is left of its deadline, or after the deadline of a request already in the
+batch it would join: a batch grows only while it answers everyone in it in time. A refusal
+carries ``Retry-After`` set to how much too late it would be: the queue ahead drains by
+that much meanwhile.
 
 Nothing is refused while the model is idle (empty queue, no batch computing): a model that
 was measured slow once would otherwise refuse every request and never be measured again.
@@ -40,7 +41,6 @@ class ServiceTimes:
     """Forward seconds per batch size, an EWMA per size seen."""
 
     weight: float = EWMA_WEIGHT
-    typical_rows: float = 0.0  # the rows of the batch a request lately rode in (an EWMA)
     batches: int = 0  # batches observed
     _by_rows: dict[int, float] = field(default_factory=dict)
     _sizes: list[int] = field(default_factory=list)  # sorted keys of _by_rows
@@ -53,13 +53,6 @@ class ServiceTimes:
         self._by_rows[rows] = seconds
 
     def observe(self, rows: int, seconds: float) -> None:
-        # The batch size a request rode in, averaged over requests, not batches: each of
-        # its rows counts once, so one small batch after a burst weighs as little as the
-        # few requests it carried (averaged per batch, a few small ones pulled the forecast
-        # of every request behind them down to a fraction of the batches they then joined).
-        share = 1.0 - (1.0 - self.weight) ** rows
-        self.typical_rows = (rows if not self.batches
-                             else self.typical_rows + share * (rows - self.typical_rows))
         self.batches += 1
         current = self._by_rows.get(rows)
         if current is None:
@@ -113,15 +106,21 @@ class PredictionError:
         self._errors = deque(maxlen=self.window)
 
     def observe_batch(self, answers: list[tuple[float, float]]) -> float | None:
-        """One batch's (actual, predicted) seconds, for the requests that had a prediction;
-        returns the lateness observed (None: nothing predicted in it).
+        """One batch's (actual, predicted) seconds, for the requests that had a prediction,
+        in the order they were admitted; returns the lateness observed (None: nothing
+        predicted in it).
 
-        The batch is one observation, of its latest answer against its prediction: its
-        requests share one forward, so their errors are one event (counted one by one,
-        a batch of early answers would outweigh every late batch before it)."""
+        The batch is one observation: its requests share one forward, so their errors are
+        one event (counted one by one, a batch of early answers would outweigh every late
+        batch before it). It is that of the request admitted last, whose prediction saw
+        the batch whole; those before it foresaw the batch smaller than it grew, and the
+        growth was admitted only where it kept them in time, so their error is not the
+        prediction's. (Judged by its latest answer, every batch that filled behind its
+        first request looked a forward's growth late, and the margin, 0.4 s of a 1 s
+        deadline, halved the batches under overload.)"""
         if not answers:
             return None
-        return self.observe(*max(answers, key=lambda pair: pair[0] - pair[1]))
+        return self.observe(*answers[-1])
 
     def observe(self, actual_s: float, predicted_s: float) -> float:
         """One batch's lateness; returns it."""
@@ -139,35 +138,38 @@ class PredictionError:
 
 def predicted_completion_s(times: ServiceTimes, *, queued_rows: int, rows: int,
                            max_rows: int, instances: int, busy_remaining_s: float,
-                           delay_s: float, joinable_rows: int | None = None) -> float | None:
+                           delay_s: float) -> float | None:
     """Seconds until a request of ``rows`` queued behind ``queued_rows`` is answered, or
     None before the model was measured.
 
-    ``busy_remaining_s`` is how long until an instance is free (0 when one is idle). Batches
-    of up to ``max_rows`` run ``instances`` at a time, oldest first, each at least as large
-    as batches have lately been, unless at most ``joinable_rows`` more can still join."""
-    total = queued_rows + rows
-    # Requests keep arriving and join this one's batch until it is taken: it will be as
-    # large as batches have lately been, if not larger. So even on an idle instance: the
-    # first of a burst finds it idle, and its batch fills within the batching delay.
-    # Before any batch has run (service times seeded at warm-up), nothing says how large
-    # batches will be: a full one, the most it can be (foreseen from the rows queued, the
-    # first burst after a start was predicted at a fifth of its wait, and that one late
-    # batch widened the margin for the 32 after it).
-    typical = round(times.typical_rows) if times.batches else max_rows
-    if joinable_rows is not None:
-        # No more can join than there are requesters outside: with 16 clients and 15 of
-        # them in the computing batch, the 16th rides alone, whatever batches lately were
-        # (foreseen in a batch of 15, it was refused at 1x saturation, again and again).
-        typical = min(typical, total + joinable_rows)
-    batch = max(min(total, max_rows), min(typical, max_rows))
-    per_batch = times.estimate(batch)
-    if per_batch is None:
+    Batches of up to ``max_rows`` run ``instances`` at a time, oldest first: the full ones
+    ahead of it, then its own, which is the rows queued in the last, partial batch and its
+    own rows (it joins that batch, or opens the next when it does not fit). ``busy_remaining_s``
+    is how long until an instance is free (0 when one is idle), and ``delay_s`` how long
+    until its batch closes for want of rows, counted from now (the batching delay from when
+    the batch's first request was queued): with no full batch ahead and its batch not full,
+    the batch is taken at whichever comes later.
+
+    Its batch is foreseen as it stands, not as large as it may grow: whoever joins it later
+    is admitted only while the batch still answers everyone in it within their deadlines
+    (``DynamicBatcher``), so no one is made late by those behind them. (Foreseen as large
+    as batches had lately been, a request that found the batch ahead of it full was
+    foreseen alone once the clients seemed all held, and its batch then filled to 15 behind
+    it: 0.4 s later than foreseen, batch after batch, under overload.)"""
+    full_ahead, tail = divmod(queued_rows, max_rows)
+    if tail and tail + rows > max_rows:
+        full_ahead, tail = full_ahead + 1, 0  # it opens the next batch
+    own = min(tail + rows, max_rows)
+    own_s = times.estimate(own)
+    if own_s is None:
         return None
-    batches = math.ceil(total / max_rows)
-    rounds = math.ceil(batches / instances)
-    waiting = delay_s if total < max_rows else 0.0
-    return busy_remaining_s + rounds * per_batch + waiting
+    start = busy_remaining_s
+    if not full_ahead and own < max_rows:
+        start = max(start, delay_s)
+    if full_ahead:
+        full_s = times.estimate(max_rows)
+        start += (full_ahead // instances) * (full_s or own_s)
+    return start + own_s
 
 
 def retry_after_s(predicted_s: float, deadline_s: float) -> int:

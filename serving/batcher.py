@@ -42,9 +42,6 @@ from serving.stats import VersionStats
 
 log = logging.getLogger(__name__)
 
-PEAK_WINDOW = 32  # batches over which the most rows held at once is remembered
-
-
 @dataclass(slots=True)
 class BatchStats:
     """What one request's ride through the batcher was: its queue wait and its batch's rows."""
@@ -88,12 +85,6 @@ class DynamicBatcher:
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
         self._computing: set[_Pending] = set()
-        self._computing_rows = 0
-        # Rows held (queued and computing) when each of the last batches was taken: the
-        # most the model's clients lately had in it at once. A request that finds that many
-        # held (itself included) will have no one left to join its batch.
-        self._held_peaks: deque[int] = deque(maxlen=PEAK_WINDOW)
-        self._held_peak = 0
         self._executors: list[ThreadPoolExecutor] = []
         self._stats = stats if stats is not None else VersionStats()
         self._overload_status = overload_status
@@ -140,7 +131,6 @@ class DynamicBatcher:
         self._queue.clear()
         self._queued_rows = 0
         self._computing.clear()
-        self._computing_rows = 0
         for task in self._tasks:
             task.cancel()
         for executor in self._executors:
@@ -179,26 +169,47 @@ class DynamicBatcher:
     def predicted_s(self, rows: int = 1) -> float | None:
         """Seconds until a request of ``rows`` queued now would be answered, the learnt
         margin included (None before the model was measured)."""
-        predicted = self._foreseen_s(rows)
+        predicted = self._foresee(rows)[0]
         return None if predicted is None else predicted + self.prediction_error.margin
 
-    def _foreseen_s(self, rows: int) -> float | None:
-        """``predicted_s`` without the margin: what the margin is learnt against (learnt
-        against predictions that include it, it would chase itself and settle at half the
-        lateness)."""
+    def _foresee(self, rows: int) -> tuple[float | None, float | None]:
+        """(``predicted_s`` without the margin, the earliest deadline of the requests
+        already queued in the batch it would join, or None). The first is what the margin
+        is learnt against (learnt against predictions that include it, it would chase
+        itself and settle at half the lateness)."""
+        now = time.monotonic()
         busy_remaining = 0.0
         if len(self._busy) >= len(self._instances):
-            busy_remaining = max(min(self._busy.values()) - time.monotonic(), 0.0)
-        # Bounded only once a batch has run: before, the peak has seen a start, not the
-        # clients (the first batch alone would bound the burst behind it to nothing).
-        joinable = (max(self._held_peak - self._queued_rows - self._computing_rows - rows, 0)
-                    if self.service_times.batches and self._held_peaks else None)
+            busy_remaining = max(min(self._busy.values()) - now, 0.0)
+        delay = self._delay_s if self.config.batching else 0.0
+        partial, batch_deadline, opened = self._last_batch(now)
+        joins = bool(partial) and partial + rows <= self._max_rows
+        if joins and self._queued_rows < self._max_rows and opened is not None:
+            delay = max(opened + delay - now, 0.0)  # the batch it joins closes then
         predicted = predicted_completion_s(
             self.service_times, queued_rows=self._queued_rows, rows=rows,
             max_rows=self._max_rows, instances=len(self._instances),
-            busy_remaining_s=busy_remaining, delay_s=self._delay_s if self.config.batching
-            else 0.0, joinable_rows=joinable)
-        return predicted
+            busy_remaining_s=busy_remaining, delay_s=delay)
+        return predicted, batch_deadline if joins else None
+
+    def _last_batch(self, now: float) -> tuple[int, float | None, float | None]:
+        """The queue's last, partial batch: (its rows, the earliest deadline in it that
+        has not passed, when its first request was queued); (0, None, None) when every
+        queued batch is full."""
+        partial = self._queued_rows % self._max_rows
+        if not partial:
+            return 0, None, None
+        held, earliest, opened = 0, None, None
+        for item in reversed(self._queue):
+            held += item.rows
+            opened = item.enqueued
+            deadline = item.deadline
+            if (deadline is not None and deadline > now and not item.future.done()
+                    and (earliest is None or deadline < earliest)):
+                earliest = deadline
+            if held >= partial:
+                break
+        return partial, earliest, opened
 
     def refusal(self, rows: int, deadline_s: float | None, *, arrived: float | None = None
                 ) -> ServingError | None:
@@ -223,19 +234,30 @@ class DynamicBatcher:
         # Predicted whatever happens next, so that every batch teaches the margin: were
         # only the requests that queue behind others learnt from, a margin grown past the
         # deadline would refuse all of them and never come down again.
-        foreseen = self._foreseen_s(rows)
+        foreseen, batch_deadline = self._foresee(rows)
         if foreseen is None:
             return None, None  # never measured: admitted, and measured
-        if deadline_s is None or not (self._queue or self._busy):
+        if not (self._queue or self._busy):
             return None, foreseen  # idle: admitted, and measured
-        predicted = foreseen + self.prediction_error.margin
-        if predicted <= deadline_s:
+        # Its batch answers everyone in it at once: it may join only if that is in time for
+        # them too (admitted, they were promised their deadline; a batch that grew behind
+        # its first requests made them late, and taught a margin that halved batches).
+        others_s = None if batch_deadline is None else batch_deadline - time.monotonic()
+        if deadline_s is None and others_s is None:
             return None, foreseen
+        allowed = min(s for s in (deadline_s, others_s) if s is not None)
+        predicted = foreseen + self.prediction_error.margin
+        if predicted <= allowed:
+            return None, foreseen
+        if deadline_s is not None and deadline_s <= allowed:
+            why = f"after the request's deadline of {deadline_s * 1000:.0f} ms"
+        else:
+            why = (f"after the deadline of a request already in the batch it would join "
+                   f"({allowed * 1000:.0f} ms from now)")
         return DeadlineUnreachable(
-            f"model '{self.label}' would answer in about {predicted * 1000:.0f} ms, after the "
-            f"request's deadline of {deadline_s * 1000:.0f} ms; retry later",
-            status=self._overload_status,
-            retry_after_s=retry_after_s(predicted, deadline_s)), foreseen
+            f"model '{self.label}' would answer in about {predicted * 1000:.0f} ms, {why}; "
+            "retry later", status=self._overload_status,
+            retry_after_s=retry_after_s(predicted, allowed)), foreseen
 
     def early_refusal(self) -> ServingError | None:
         """The refusal a request would get whatever its body: judged before it is read
@@ -389,9 +411,6 @@ class DynamicBatcher:
                     item.stats.batch_rows = batch_rows
                     item.stats.taken_at = taken_at
             self._computing.update(batch)
-            self._computing_rows += batch_rows
-            self._held_peaks.append(self._computing_rows + self._queued_rows)
-            self._held_peak = max(self._held_peaks)
             self._busy[index] = started + (self.service_times.estimate(batch_rows) or 0.0)
             try:
                 results = await loop.run_in_executor(executor, self._run, backend, batch)
@@ -415,7 +434,6 @@ class DynamicBatcher:
                 continue
             finally:
                 self._computing.difference_update(batch)
-                self._computing_rows -= batch_rows
                 self._busy.pop(index, None)
             answered = time.monotonic()
             for item, outputs in zip(batch, results, strict=True):
@@ -423,7 +441,7 @@ class DynamicBatcher:
                     item.future.set_result(outputs)
             late = self.prediction_error.observe_batch(  # how right admission was
                 [(answered - item.enqueued, item.predicted) for item in batch
-                 if item.predicted is not None])
+                 if item.predicted is not None])  # in the order they were admitted
             if late is not None:
                 self._m_lateness.observe(late)
                 self._m_margin.set(self.prediction_error.margin)
