@@ -81,6 +81,7 @@ class DynamicBatcher:
         self._max_rows = max(config.max_batch_size, 1)
         self._delay_s = config.max_queue_delay_ms / 1000.0
         self._queue: deque[_Pending] = deque()
+        self._queued_deadlines = 0  # queued requests with a deadline (none: no scan)
         self._has_work = asyncio.Event()
         self._stopping = False
         self._tasks: list[asyncio.Task] = []
@@ -129,6 +130,7 @@ class DynamicBatcher:
             if not item.future.done():
                 item.future.set_exception(error)
         self._queue.clear()
+        self._queued_deadlines = 0
         self._queued_rows = 0
         self._computing.clear()
         for task in self._tasks:
@@ -199,6 +201,9 @@ class DynamicBatcher:
         partial = self._queued_rows % self._max_rows
         if not partial:
             return 0, None, None
+        if not self._queued_deadlines:  # no deadline to find: only when the batch opened
+            return partial, None, (self._queue[0].enqueued
+                                   if self._queued_rows < self._max_rows else None)
         held, earliest, opened = 0, None, None
         for item in reversed(self._queue):
             held += item.rows
@@ -304,6 +309,8 @@ class DynamicBatcher:
             predicted=predicted,
         )
         self._queue.append(item)
+        if item.deadline is not None:
+            self._queued_deadlines += 1
         self._queued_rows += rows
         self._m_depth.inc()
         self._has_work.set()
@@ -330,6 +337,8 @@ class DynamicBatcher:
             item = self._queue.popleft()
             self._queued_rows -= item.rows
             self._m_depth.dec()
+            if item.deadline is not None:
+                self._queued_deadlines -= 1
             if item.future.done():  # timed out and abandoned by its caller
                 continue
             if item.deadline is not None and now >= item.deadline:
@@ -343,15 +352,17 @@ class DynamicBatcher:
         kept: deque[_Pending] = deque()
         while self._queue and rows < self._max_rows:
             item = self._queue.popleft()
-            if item.future.done() or (item.deadline is not None and now >= item.deadline):
-                self._queued_rows -= item.rows
-                self._m_depth.dec()
-                continue
-            if item.signature != signature or rows + item.rows > self._max_rows:
+            gone = item.future.done() or (item.deadline is not None and now >= item.deadline)
+            if not gone and (item.signature != signature
+                             or rows + item.rows > self._max_rows):
                 kept.append(item)
                 continue
             self._queued_rows -= item.rows
             self._m_depth.dec()
+            if item.deadline is not None:
+                self._queued_deadlines -= 1
+            if gone:
+                continue
             batch.append(item)
             rows += item.rows
         if kept:
