@@ -7,12 +7,17 @@
 # The run creates a venv that sees the machine's own torch (--system-site-packages), installs
 # aiinfra with its `bench` extra and their missing dependencies from the carried wheels only
 # (--no-index), tries the `gpu` extra (torch-tensorrt) too, and runs `aiinfra bench
-# --gpu-suite` under a time limit. Without torch-tensorrt the suite still runs and reports the TensorRT rows as skipped
-# with the reason. ARGS go to `aiinfra bench` (e.g. --batch-sizes 1,8,32).
+# --gpu-suite` under a time limit. Before the suite it runs the GPU tests (`pytest -m gpu`:
+# TensorRT engines built, served, and loaded again from the engine cache), their result in
+# gpu-tests.xml. Without torch-tensorrt the suite still runs and reports the TensorRT rows
+# as skipped with the reason, and the GPU tests fail saying what is missing. ARGS go to
+# `aiinfra bench` (e.g. --batch-sizes 1,8,32).
 #
 # Environment: WHEELS (default .whl), OUT (results folder, default ./gpu-suite-out),
-# GPU_SUITE_TIMEOUT (seconds, default 570), PYTHON (default python3), VENV (default
-# /tmp/aiinfra-gpu-venv), PY_VERSION (download target, default 3.12).
+# GPU_CHECK_TIMEOUT (seconds for tests and suite together, default 570: one 10-minute call
+# with room for the install), GPU_TESTS_TIMEOUT (of that, the most the tests take, default
+# 120; the suite gets the rest and stops its own steps at 450 s), PYTHON (default python3),
+# VENV (default /tmp/aiinfra-gpu-venv), PY_VERSION (download target, default 3.12).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -23,7 +28,7 @@ PYTHON=${PYTHON:-python3}
 # the rest of their needs. torch itself always comes from the machine.
 DEPS=(fastapi "uvicorn[standard]" pydantic pydantic-settings orjson python-json-logger
       redis "psycopg[binary,pool]" xxhash prometheus-client typer rich aiohttp httpx pyyaml
-      nvidia-ml-py)
+      nvidia-ml-py pytest pytest-asyncio pytest-timeout)
 
 if [[ "${1:-}" == "download" ]]; then
     mkdir -p "$WHEELS"
@@ -57,10 +62,19 @@ fi
 
 export PYTHONUNBUFFERED=1
 set +e
-timeout --signal=INT --kill-after=20 "${GPU_SUITE_TIMEOUT:-570}" \
+started=$SECONDS
+timeout --signal=INT --kill-after=10 "${GPU_TESTS_TIMEOUT:-120}" \
+    "$VENV/bin/python" -m pytest -m gpu -p no:cacheprovider tests/serving/test_tensorrt_gpu.py \
+    --junitxml="$OUT/gpu-tests.xml" 2>&1 | tee "$OUT/gpu-tests.log"
+tests=${PIPESTATUS[0]}
+left=$(( ${GPU_CHECK_TIMEOUT:-570} - (SECONDS - started) ))
+timeout --signal=INT --kill-after=20 "$(( left > 60 ? left : 60 ))" \
     "$VENV/bin/aiinfra" bench --gpu-suite --output "$OUT/gpu-suite.json" "$@" \
     2>&1 | tee "$OUT/gpu-suite.log"
 status=${PIPESTATUS[0]}
 set -e
-echo "gpu suite exit status $status; results in $OUT" >&2
+echo "gpu tests exit status $tests, gpu suite exit status $status; results in $OUT" >&2
+if [[ "$status" -eq 0 ]]; then
+    status=$tests
+fi
 exit "$status"

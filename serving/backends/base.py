@@ -126,11 +126,15 @@ class Backend:
 
 
 def example_inputs(config: ModelConfig, batch_size: int) -> list[np.ndarray]:
-    """Deterministic inputs for warm-up and engine builds (variable dims become 1)."""
+    """Deterministic inputs for warm-up and benchmarks. A variable dim takes the opt size of
+    its ``tensorrt.shapes`` range when the config gives one (an engine takes only the shapes
+    it was built for), else 1."""
     rng = np.random.default_rng(0)
     arrays = []
     for spec in config.inputs:
-        dims = [1 if d == -1 else d for d in spec.dims]
+        ranged = config.tensorrt.shapes.get(spec.name)
+        dims = [(ranged.opt[axis] if ranged is not None else 1) if d == -1 else d
+                for axis, d in enumerate(spec.dims)]
         shape = [batch_size, *dims] if config.batching else dims
         dtype = NUMPY_DTYPES[spec.datatype]
         if spec.datatype == "BYTES":

@@ -86,55 +86,75 @@ class TensorRTBackend(Backend):
             raise ValueError("backend tensorrt needs a CUDA device")
         if artifact.suffix != ".pt2":
             raise ValueError("backend tensorrt needs a torch.export artifact (model.pt2)")
-        gpu = torch.cuda.get_device_name(device)
-        key = engine_key(config, artifact, torch_tensorrt.__version__, gpu)
-        path = Path(cache_dir) / f"{config.name}-{artifact.parent.name}-{key}.ep"
-        self.cache_hit = path.is_file()
-        if self.cache_hit:
-            log.info("tensorrt engine cache hit", extra={"model": config.name, "path": str(path)})
-            module = torch_tensorrt.load(str(path)).module()
-        else:
-            module = self._build(torch_tensorrt, config, artifact, device, path)
+        module, self.engine_path, self.cache_hit = load_or_build(
+            torch_tensorrt, config, artifact, device, Path(cache_dir),
+            torch.cuda.get_device_name(device))
         super().__init__(config, module, device, _LOW_PRECISION.get(config.precision))
 
-    @staticmethod
-    def _build(trt, config: ModelConfig, artifact: Path, device: torch.device, path: Path):
-        profiles = input_profiles(config)
-        program = torch.export.load(str(artifact))
-        reduced = _LOW_PRECISION.get(config.precision)
-        inputs = []
-        examples = []
-        for spec in config.inputs:
-            low, opt, high = profiles[spec.name]
-            dtype = TORCH_DTYPES[spec.datatype]
-            if reduced is not None and dtype.is_floating_point:
-                dtype = reduced
-            inputs.append(trt.Input(min_shape=low, opt_shape=opt, max_shape=high, dtype=dtype))
-            examples.append(torch.zeros(opt, dtype=dtype, device=device))
-        # Re-export on the GPU (and in FP16/BF16: torch-tensorrt >= 2.13 is strongly typed, so
-        # precision follows the graph's dtypes) with every ranged dimension dynamic.
-        module = program.module().to(device)
-        if reduced is not None:
-            module = module.to(reduced)
-        program = torch.export.export(module, tuple(examples),
-                                      dynamic_shapes=_dynamic(config, profiles))
-        options = {
-            "arg_inputs": inputs,
-            "workspace_size": config.tensorrt.workspace_mib << 20,
-            "cache_built_engines": True,
-            "reuse_cached_engines": True,
-            "engine_cache_dir": str(path.parent / "fragments"),
-        }
-        log.info("building tensorrt engine",
-                 extra={"model": config.name, "profile": {n: [list(p) for p in r]
-                                                          for n, r in profiles.items()}})
-        module = trt.dynamo.compile(program, **options)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.tmp")
-        # Input objects (not example tensors) keep the min/opt/max batch range in the file.
-        trt.save(module, str(partial), arg_inputs=inputs)
-        partial.replace(path)
-        return module
+
+def load_or_build(trt, config: ModelConfig, artifact: Path, device: torch.device,
+                  cache_dir: Path, gpu: str) -> tuple[torch.nn.Module, Path, bool]:
+    """The engine's module, loaded from ``cache_dir`` when an engine built from the same
+    artifact, profile, precision, torch-tensorrt version and GPU is there, else built and
+    saved there; with the path and whether it was loaded."""
+    key = engine_key(config, artifact, trt.__version__, gpu)
+    path = cache_dir / f"{config.name}-{artifact.parent.name}-{key}.ep"
+    if path.is_file():
+        log.info("tensorrt engine cache hit", extra={"model": config.name, "path": str(path)})
+        return trt.load(str(path)).module(), path, True
+    return _build(trt, config, artifact, device, path), path, False
+
+
+def _example_shape(low: Shape, opt: Shape, high: Shape) -> Shape:
+    """An example for export at the profile's opt shape, but never 1 on a ranged axis:
+    export specialises a dimension it traces at size 1."""
+    return tuple(min(2, b) if o == 1 and a != b else o
+                 for a, o, b in zip(low, opt, high, strict=True))
+
+
+def _build(trt, config: ModelConfig, artifact: Path, device: torch.device, path: Path):
+    """Build the engine and save it at ``path`` (written aside, then moved into place)."""
+    profiles = input_profiles(config)
+    dynamic = _dynamic(config, profiles)
+    program = torch.export.load(str(artifact))
+    reduced = _LOW_PRECISION.get(config.precision)
+    inputs = []
+    examples = []
+    for spec in config.inputs:
+        low, opt, high = profiles[spec.name]
+        dtype = TORCH_DTYPES[spec.datatype]
+        if reduced is not None and dtype.is_floating_point:
+            dtype = reduced
+        inputs.append(trt.Input(min_shape=low, opt_shape=opt, max_shape=high, dtype=dtype,
+                                name=spec.name))
+        examples.append(torch.zeros(_example_shape(low, opt, high), dtype=dtype,
+                                    device=device))
+    # Re-export on the GPU (and in FP16/BF16: torch-tensorrt >= 2.13 is strongly typed, so
+    # precision follows the graph's dtypes) with every ranged dimension dynamic.
+    module = program.module().to(device)
+    if reduced is not None:
+        module = module.to(reduced)
+    program = torch.export.export(module, tuple(examples), dynamic_shapes=dynamic)
+    options = {
+        "arg_inputs": inputs,
+        "device": device,
+        "workspace_size": config.tensorrt.workspace_mib << 20,
+        "cache_built_engines": True,
+        "reuse_cached_engines": True,
+        "engine_cache_dir": str(path.parent / "fragments"),
+    }
+    log.info("building tensorrt engine",
+             extra={"model": config.name, "profile": {n: [list(p) for p in r]
+                                                      for n, r in profiles.items()}})
+    module = trt.dynamo.compile(program, **options)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_suffix(f".{os.getpid()}.tmp")
+    # The same dynamic shapes as the build, given explicitly: from Input objects alone, save
+    # would give each input's batch axis a Dim of its own (torch-tensorrt 2.13's
+    # get_dynamic_shapes), and trace at the opt shape, which may be 1 on a ranged axis.
+    trt.save(module, str(partial), arg_inputs=examples, dynamic_shapes=dynamic)
+    partial.replace(path)
+    return module
 
 
 def dynamic_axes(config: ModelConfig, profiles: dict[str, tuple[Shape, Shape, Shape]]
