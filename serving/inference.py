@@ -44,6 +44,14 @@ def bind_inputs(config: ModelConfig, request: InferRequest) -> list[np.ndarray]:
                 w not in (-1, s) for w, s in zip(want, shape, strict=True)):
             raise InvalidInput(f"input '{spec.name}' has shape {list(shape)} but model "
                                f"'{config.name}' expects {want}")
+        ranged = config.tensorrt.shapes.get(spec.name)
+        if ranged is not None:
+            dims = shape[1:] if config.batching else shape
+            if not all(a <= d <= b for a, d, b in zip(ranged.min, dims, ranged.max,
+                                                      strict=True)):
+                raise InvalidInput(f"input '{spec.name}' has shape {list(shape)} but model "
+                                   f"'{config.name}' takes dims from {list(ranged.min)} to "
+                                   f"{list(ranged.max)} (tensorrt.shapes.{spec.name})")
         if config.batching:
             if not 1 <= shape[0] <= config.max_batch_size:
                 raise InvalidInput(f"input '{spec.name}' carries a batch of {shape[0]}; model "

@@ -398,6 +398,42 @@ def test_missing_input_and_mismatched_batches(scale_repository: Path,
     assert_serving(client)
 
 
+def test_a_variable_dim_outside_its_declared_range_is_refused_alone(
+        scale_repository: Path, make_client: MakeClient) -> None:
+    """``tensorrt.shapes`` bounds what an engine takes: a request outside it gets a 400 of its
+    own, on every backend, instead of failing the batch it would have joined on a GPU."""
+    root = scale_repository / "ranged"
+    batch, width = torch.export.Dim("batch", min=1, max=8), torch.export.Dim("width", max=64)
+    program = torch.export.export(Pair(), (torch.zeros(2, 4), torch.zeros(2, 4)),
+                                  dynamic_shapes=({0: batch, 1: width}, {0: batch, 1: width}))
+    (root / "1").mkdir(parents=True)
+    torch.export.save(program, str(root / "1" / "model.pt2"))
+    (root / "config.yaml").write_text(yaml.safe_dump({
+        "backend": "eager", "max_batch_size": 8,
+        "inputs": [{"name": "a", "datatype": "FP32", "dims": [-1]},
+                   {"name": "b", "datatype": "FP32", "dims": [-1]}],
+        "outputs": [{"name": "sum", "datatype": "FP32", "dims": [-1]}],
+        "tensorrt": {"shapes": {"a": {"min": [2], "opt": [4], "max": [6]},
+                                "b": {"min": [2], "opt": [4], "max": [6]}}},
+    }))
+    client = make_client(scale_repository)
+    url = "/v2/models/ranged/infer"
+
+    def body(width: int) -> dict:
+        return {"inputs": [{"name": name, "datatype": "FP32", "shape": [1, width],
+                            "data": [1.0] * width} for name in ("a", "b")]}
+
+    for width in (1, 7):
+        assert_error(client.post(url, json=body(width)), 400,
+                     f"input 'a' has shape [1, {width}] but model 'ranged' takes dims from "
+                     "[2] to [6] (tensorrt.shapes.a)")
+    for width in (2, 6):
+        response = client.post(url, json=body(width))
+        assert response.status_code == 200, response.text
+        assert response.json()["outputs"][0]["data"] == [2.0] * width
+    assert_serving(client)
+
+
 class Triple(nn.Module):
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         return x * 3, x.sum(dim=1, keepdim=True)
