@@ -65,6 +65,15 @@ def _model(tmp_path: Path, module: nn.Module, examples: tuple[torch.Tensor, ...]
     return load_model_config(root / "config.yaml", model_name="m"), artifact
 
 
+def _mean_model(tmp_path: Path) -> tuple[ModelConfig, Path]:
+    """Mean over FP32 [4], batching up to 8, on backend tensorrt."""
+    batch = torch.export.Dim("batch", min=1, max=8)
+    return _model(tmp_path, Mean(), (torch.randn(2, 4),), ({0: batch},),
+                  {"backend": "tensorrt", "max_batch_size": 8,
+                   "inputs": [{"name": "x", "datatype": "FP32", "dims": [4]}],
+                   "outputs": [{"name": "y", "datatype": "FP32", "dims": [1]}]})
+
+
 def _build(config: ModelConfig, artifact: Path, tmp_path: Path, trt: StandIn | None = None):
     trt = trt or StandIn()
     path = tmp_path / "engines" / "m.ep"
@@ -169,12 +178,7 @@ def test_warm_up_inputs_lie_inside_the_engine_profile(tmp_path: Path) -> None:
 
 def test_every_keyword_given_to_torch_tensorrt_is_one_it_reads(tmp_path: Path) -> None:
     """compile and save take **kwargs: a misspelt option would be dropped without a word."""
-    batch = torch.export.Dim("batch", min=1, max=8)
-    config, artifact = _model(
-        tmp_path, Mean(), (torch.randn(2, 4),), ({0: batch},),
-        {"backend": "tensorrt", "max_batch_size": 8,
-         "inputs": [{"name": "x", "datatype": "FP32", "dims": [4]}],
-         "outputs": [{"name": "y", "datatype": "FP32", "dims": [1]}]})
+    config, artifact = _mean_model(tmp_path)
     trt, path = _build(config, artifact, tmp_path)  # the stand-in raises on any other
     (compiled,) = trt.compiled
     assert compiled["cache_built_engines"]
@@ -207,12 +211,7 @@ def test_example_inputs_are_unchanged_for_fixed_dims(tmp_path: Path) -> None:
 
 def test_a_restart_loads_the_saved_engine_and_a_changed_profile_builds_anew(
         tmp_path: Path) -> None:
-    batch = torch.export.Dim("batch", min=1, max=8)
-    config, artifact = _model(
-        tmp_path, Mean(), (torch.randn(2, 4),), ({0: batch},),
-        {"backend": "tensorrt", "max_batch_size": 8,
-         "inputs": [{"name": "x", "datatype": "FP32", "dims": [4]}],
-         "outputs": [{"name": "y", "datatype": "FP32", "dims": [1]}]})
+    config, artifact = _mean_model(tmp_path)
     cache, cpu = tmp_path / "engines", torch.device("cpu")
     trt = StandIn()
     built, path, hit = tensorrt.load_or_build(trt, config, artifact, cpu, cache, "L4")
