@@ -231,3 +231,22 @@ def test_a_restart_loads_the_saved_engine_and_a_changed_profile_builds_anew(
     *_, hit = tensorrt.load_or_build(trt, config, artifact, cpu, cache, "H100")
     assert not hit
     assert len(trt.compiled) == 3
+
+
+def test_save_from_named_inputs_alone_splits_a_shared_batch_axis(tmp_path: Path) -> None:
+    """Why ``_build`` gives ``save`` the build's dynamic shapes: from named Input objects
+    alone, 2.13 gives each input's batch axis a Dim of its own, which a model that ties the
+    two (here ``x * mask``) violates."""
+    batch = torch.export.Dim("batch", min=1, max=8)
+    program = torch.export.export(Masked(), (torch.ones(2, 4), torch.ones(2, 4)),
+                                  dynamic_shapes=({0: batch}, {0: batch}))
+    trt = StandIn()
+    named = [trt.Input(min_shape=(1, 4), opt_shape=(4, 4), max_shape=(8, 4), name=name)
+             for name in ("x", "mask")]
+    with pytest.raises(torch._dynamo.exc.UserError, match="Constraints violated"):
+        trt.save(program.module(), str(tmp_path / "split.ep"), arg_inputs=named)
+    shared = [trt.Input(min_shape=(1, 4), opt_shape=(4, 4), max_shape=(8, 4), name=name,
+                        shared_dims={0: "batch"}) for name in ("x", "mask")]
+    trt.save(program.module(), str(tmp_path / "shared.ep"), arg_inputs=shared)
+    x = torch.randn(5, 4)
+    torch.testing.assert_close(_saved_outputs(tmp_path / "shared.ep", x, x), Masked()(x, x))
